@@ -1,0 +1,14 @@
+"""mmlit: LIT backbones ("Less is More: Pay Less Attention in Vision Transformers") for OpenMMLab 2.x.
+
+``import mmlit`` (or ``custom_imports=dict(imports=['mmlit'])`` in a config) registers ``LIT`` so that
+``type='LIT'`` and ``type='mmlit.LIT'`` build from the mmdet, mmseg and mmpretrain model registries, and
+lets torch >= 2.6 load MMEngine checkpoints safely (see :mod:`mmlit.utils.safe_checkpoint`).
+"""
+from .utils import register_safe_globals
+from .version import __version__, version_info
+
+register_safe_globals()
+
+from .models import LIT  # noqa: E402
+
+__all__ = ['__version__', 'version_info', 'LIT']

@@ -1,0 +1,4 @@
+from .lit import LIT
+from .lit_stage import LITStage
+
+__all__ = ['LIT', 'LITStage']

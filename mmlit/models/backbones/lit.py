@@ -1,0 +1,314 @@
+import copy
+from typing import Dict, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks.transformer import PatchEmbed
+from mmengine.logging import MMLogger
+from mmengine.model import BaseModule, ModuleList
+from mmengine.model.weight_init import trunc_normal_
+from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmlit.registry import MODELS
+from ..utils.ckpt_convert import lit_to_mmlit
+from .lit_stage import LITStage
+
+
+@MODELS.register_module()
+class LIT(BaseModule):
+    """LIT: "Less is More: Pay Less Attention in Vision Transformers" (AAAI 2022).
+
+    A four-stage hierarchical vision Transformer (strides 4/8/16/32). Stages 1-2 use MLP-only blocks,
+    stages 3-4 global multi-head self-attention; deformable token merging (DTM) links the stages.
+
+    - LIT-Ti: absolute position embedding per stage (a class-token slot in the last one).
+    - LIT-S/M/B: relative position bias tables in the attention stages, LayerNorm on the dense outputs
+      of stages 2-4.
+
+    Args:
+        arch (str | dict): ``'ti'``, ``'s'``, ``'m'``, ``'b'`` (or ``'tiny'``, ``'small'``, ``'medium'``,
+            ``'base'``), or a dict with the keys of :attr:`arch_zoo` entries (``embed_dims``, ``depths``,
+            ``num_heads``, ``mlp_ratios`` are required).
+        in_channels (int): Image channels. Defaults to 3.
+        pretrain_img_size (int | tuple[int]): Resolution the position embeddings / relative position bias
+            tables are sized for. They are resized to the actual input. Defaults to 224.
+        out_indices (Sequence[int]): Stages whose outputs are returned. Defaults to (0, 1, 2, 3).
+        out_type (str): ``'featmap'`` returns (B, C, H, W) maps for dense prediction; ``'avg_featmap'``
+            (LIT-S/M/B classifiers) and ``'cls_token'`` (LIT-Ti classifier) return the (B, C) vector of
+            the last stage after its norm, as the official classifiers do. Defaults to ``'featmap'``.
+        out_norm_indices (Sequence[int], optional): Stages whose outputs go through a LayerNorm. Defaults
+            to the arch's choice for dense outputs, and to ``(3,)`` (the final norm) for classification.
+        qkv_bias (bool): Bias in the qkv projections. Defaults to True.
+        drop_rate (float): Dropout rate. Defaults to 0.
+        attn_drop_rate (float): Attention dropout rate. Defaults to 0.
+        drop_path_rate (float): Stochastic depth rate, increasing linearly over the blocks. Defaults to 0.1.
+        frozen_stages (int): -1 freezes nothing, 0 the patch embedding, k >= 1 also stages 1..k.
+        norm_eval (bool): Keep the BatchNorms (in the DTMs) in eval mode while training.
+        with_cp (bool): Gradient checkpointing of each block; saves memory, costs time.
+        convert_weights (bool): Convert a checkpoint given by ``init_cfg=dict(type='Pretrained', ...)``
+            from the official LIT layout while loading it. Defaults to False.
+        init_cfg (dict, optional): Initialisation config; ``dict(type='Pretrained', checkpoint=...,
+            prefix='backbone.')`` loads weights.
+    """
+
+    arch_zoo: Dict[str, dict] = {
+        **dict.fromkeys(['ti', 'tiny'], {
+            'embed_dims': [64, 128, 320, 512],
+            'depths': [3, 4, 6, 3],
+            'num_heads': [1, 2, 5, 8],
+            'mlp_ratios': [8, 8, 4, 4],
+            'abs_pos_embed': True,
+            'rel_pos_bias': False,
+            'cls_token': True,
+            'norm_eps': 1e-6,
+            'out_norm_indices': (),
+        }),
+        **dict.fromkeys(['s', 'small'], {
+            'embed_dims': [96, 192, 384, 768],
+            'depths': [2, 2, 6, 2],
+            'num_heads': [3, 6, 12, 24],
+            'mlp_ratios': [4, 4, 4, 4],
+        }),
+        **dict.fromkeys(['m', 'medium'], {
+            'embed_dims': [96, 192, 384, 768],
+            'depths': [2, 2, 18, 2],
+            'num_heads': [3, 6, 12, 24],
+            'mlp_ratios': [4, 4, 4, 4],
+        }),
+        **dict.fromkeys(['b', 'base'], {
+            'embed_dims': [128, 256, 512, 1024],
+            'depths': [2, 2, 18, 2],
+            'num_heads': [4, 8, 16, 32],
+            'mlp_ratios': [4, 4, 4, 4],
+        }),
+    }
+    # keys an arch dict may leave out (the LIT-S/M/B design)
+    arch_defaults = {
+        'msa_stages': (2, 3),
+        'abs_pos_embed': False,
+        'rel_pos_bias': True,
+        'cls_token': False,
+        'norm_eps': 1e-5,
+        'out_norm_indices': (1, 2, 3),
+    }
+    arch_required = ('embed_dims', 'depths', 'num_heads', 'mlp_ratios')
+    num_stages = 4
+    patch_size = 4
+    OUT_TYPES = ('featmap', 'avg_featmap', 'cls_token')
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'ti',
+                 in_channels: int = 3,
+                 pretrain_img_size: Union[int, Sequence[int]] = 224,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 out_type: str = 'featmap',
+                 out_norm_indices: Optional[Sequence[int]] = None,
+                 qkv_bias: bool = True,
+                 drop_rate: float = 0.,
+                 attn_drop_rate: float = 0.,
+                 drop_path_rate: float = 0.1,
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 dtm_norm_cfg: dict = dict(type='BN'),
+                 convert_weights: bool = False,
+                 init_cfg: Optional[Union[dict, list]] = None):
+        super().__init__(init_cfg=init_cfg)
+        self.arch_settings = arch = self._parse_arch(arch)
+        self.embed_dims = list(arch['embed_dims'])
+        self.num_features = self.embed_dims  # the name mmdet/mmseg users know
+        self.out_indices = self._parse_indices(out_indices, 'out_indices')
+        if out_type not in self.OUT_TYPES:
+            raise ValueError(f'Unsupported out_type {out_type!r}; choose one of {self.OUT_TYPES}')
+        if out_type != 'featmap' and self.num_stages - 1 not in self.out_indices:
+            raise ValueError(f'out_type={out_type!r} pools the last stage: out_indices must contain 3 '
+                             f'(or -1), got {tuple(out_indices)}')
+        if out_type == 'cls_token' and not arch['cls_token']:
+            raise ValueError("out_type='cls_token' needs an arch with a class token (LIT-Ti); LIT-S/M/B "
+                             "classifiers use out_type='avg_featmap'")
+        self.out_type = out_type
+        if out_norm_indices is None:
+            out_norm_indices = arch['out_norm_indices'] if out_type == 'featmap' else (3,)
+        self.out_norm_indices = self._parse_indices(out_norm_indices, 'out_norm_indices')
+        if not -1 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'frozen_stages must be in -1..{self.num_stages}, got {frozen_stages}')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.convert_weights = convert_weights
+
+        if isinstance(pretrain_img_size, int):
+            pretrain_img_size = (pretrain_img_size, pretrain_img_size)
+        self.pretrain_img_size = tuple(pretrain_img_size)
+        norm_cfg = dict(type='LN', eps=arch['norm_eps'])
+
+        self.patch_embed = PatchEmbed(
+            in_channels=in_channels,
+            embed_dims=self.embed_dims[0],
+            kernel_size=self.patch_size,
+            stride=self.patch_size,
+            padding='corner',
+            norm_cfg=dict(type='LN'))
+        # without absolute position embeddings, dropout follows the patch embedding
+        self.drop_after_patch_embed = nn.Dropout(drop_rate) if not arch['abs_pos_embed'] else None
+
+        total_depth = sum(arch['depths'])
+        dpr = [x.item() for x in torch.linspace(0, drop_path_rate, total_depth)]
+        self.cls_token = None
+        if out_type == 'cls_token':
+            self.cls_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims[-1]))
+
+        self.stages = ModuleList()
+        for i in range(self.num_stages):
+            grid = tuple(s // (self.patch_size * 2**i) for s in self.pretrain_img_size)
+            has_cls_slot = arch['cls_token'] and i == self.num_stages - 1
+            use_msa = i in arch['msa_stages']
+            first = sum(arch['depths'][:i])
+            self.stages.append(
+                LITStage(
+                    in_channels=self.embed_dims[i - 1] if i else in_channels,
+                    embed_dims=self.embed_dims[i],
+                    depth=arch['depths'][i],
+                    num_heads=arch['num_heads'][i],
+                    mlp_ratio=arch['mlp_ratios'][i],
+                    use_msa=use_msa,
+                    downsample=i > 0,
+                    qkv_bias=qkv_bias,
+                    pos_embed_shape=grid if arch['abs_pos_embed'] else None,
+                    num_extra_tokens=int(has_cls_slot),
+                    rel_pos_shape=grid if (use_msa and arch['rel_pos_bias']) else None,
+                    drop_rate=drop_rate,
+                    attn_drop_rate=attn_drop_rate,
+                    drop_path_rates=dpr[first:first + arch['depths'][i]],
+                    norm_cfg=norm_cfg,
+                    dtm_norm_cfg=dtm_norm_cfg,
+                    with_cp=with_cp))
+
+        for i in self.out_norm_indices:
+            self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.embed_dims[i])[1])
+
+        self._freeze_stages()
+
+    # ------------------------------------------------------------------ construction helpers
+    @classmethod
+    def _parse_arch(cls, arch: Union[str, dict]) -> dict:
+        if isinstance(arch, str):
+            key = arch.lower()
+            if key not in cls.arch_zoo:
+                raise ValueError(f'Unknown LIT arch {arch!r}; valid archs are '
+                                 f'{sorted(set(cls.arch_zoo))} or a dict with the keys '
+                                 f'{list(cls.arch_required)} (and optionally {list(cls.arch_defaults)})')
+            arch = cls.arch_zoo[key]
+        elif not isinstance(arch, dict):
+            raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}')
+        missing = [k for k in cls.arch_required if k not in arch]
+        unknown = [k for k in arch if k not in cls.arch_required and k not in cls.arch_defaults]
+        if missing or unknown:
+            raise ValueError(f'Invalid LIT arch dict: missing keys {missing}, unknown keys {unknown}; '
+                             f'required: {list(cls.arch_required)}, optional: {list(cls.arch_defaults)}')
+        settings = {**copy.deepcopy(cls.arch_defaults), **copy.deepcopy(arch)}
+        for key in cls.arch_required:
+            if len(settings[key]) != cls.num_stages:
+                raise ValueError(f'arch[{key!r}] needs {cls.num_stages} values, got {settings[key]}')
+        return settings
+
+    def _parse_indices(self, indices: Sequence[int], name: str) -> tuple:
+        if isinstance(indices, int):
+            indices = [indices]
+        parsed = []
+        for index in indices:
+            if not -self.num_stages <= index < self.num_stages:
+                raise ValueError(f'{name} must be stage indices in 0..{self.num_stages - 1} (or negative), '
+                                 f'got {index}')
+            parsed.append(index % self.num_stages)
+        return tuple(sorted(set(parsed)))
+
+    # ------------------------------------------------------------------ weights
+    def init_weights(self) -> None:
+        if self._is_init:
+            return
+        if self._pretrained_cfg() is not None and self.convert_weights:
+            self._load_converted_checkpoint(self._pretrained_cfg())
+            return
+        super().init_weights()
+        if self._pretrained_cfg() is not None:
+            return  # weights came from the checkpoint
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_(m.weight, std=.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if self.cls_token is not None:
+            trunc_normal_(self.cls_token, std=.02)
+
+    def _pretrained_cfg(self) -> Optional[dict]:
+        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
+        for cfg in cfgs:
+            if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+                return cfg
+        return None
+
+    def _load_converted_checkpoint(self, cfg: dict) -> None:
+        logger = MMLogger.get_current_instance()
+        checkpoint = CheckpointLoader.load_checkpoint(
+            cfg['checkpoint'], map_location=cfg.get('map_location', 'cpu'), logger=logger)
+        state_dict = lit_to_mmlit(checkpoint)
+        prefix = cfg.get('prefix', 'backbone.')
+        if not prefix.endswith('.'):
+            prefix += '.'
+        state_dict = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        if not state_dict:
+            raise ValueError(f'No weights under the prefix {prefix!r} in {cfg["checkpoint"]}')
+        load_state_dict(self, state_dict, strict=False, logger=logger)
+        self._is_init = True
+
+    # ------------------------------------------------------------------ train-time behaviour
+    def _freeze_stages(self) -> None:
+        frozen = []
+        if self.frozen_stages >= 0:
+            frozen.append(self.patch_embed)
+            if self.drop_after_patch_embed is not None:
+                frozen.append(self.drop_after_patch_embed)
+        for i in range(self.frozen_stages):
+            frozen.append(self.stages[i])
+            if i in self.out_norm_indices:
+                frozen.append(getattr(self, f'norm{i}'))
+        for module in frozen:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: torch.Tensor) -> tuple:
+        B = x.shape[0]
+        x, hw = self.patch_embed(x)
+        if self.drop_after_patch_embed is not None:
+            x = self.drop_after_patch_embed(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            is_last = i == self.num_stages - 1
+            extra = self.cls_token.expand(B, -1, -1) if (is_last and self.cls_token is not None) else None
+            x, hw = stage(x, hw, extra_tokens=extra)
+            if i not in self.out_indices:
+                continue
+            out = getattr(self, f'norm{i}')(x) if i in self.out_norm_indices else x
+            if is_last and self.out_type == 'cls_token':
+                outs.append(out[:, 0])
+            elif is_last and self.out_type == 'avg_featmap':
+                outs.append(out.mean(dim=1))
+            else:
+                outs.append(out.transpose(1, 2).reshape(B, -1, *hw))
+        return tuple(outs)

@@ -1,0 +1,73 @@
+"""The two transformer blocks of LIT: MLP-only (early stages) and global self-attention (late stages)."""
+from typing import Optional, Sequence, Tuple
+
+import torch
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks.drop import build_dropout
+from mmcv.cnn.bricks.transformer import FFN
+from mmengine.model import BaseModule
+
+from .attention import GlobalMultiheadAttention
+
+
+def _ffn(embed_dims: int, mlp_ratio: float, drop_rate: float, drop_path_rate: float) -> FFN:
+    return FFN(
+        embed_dims=embed_dims,
+        feedforward_channels=int(embed_dims * mlp_ratio),
+        num_fcs=2,
+        ffn_drop=drop_rate,
+        dropout_layer=dict(type='DropPath', drop_prob=drop_path_rate),
+        act_cfg=dict(type='GELU'),
+        add_identity=True)
+
+
+class MLPBlock(BaseModule):
+    """Pre-norm MLP with a residual connection and stochastic depth; no attention.
+
+    ``x + DropPath(MLP(LN(x)))``.
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 mlp_ratio: float = 4.,
+                 drop_rate: float = 0.,
+                 drop_path_rate: float = 0.,
+                 norm_cfg: dict = dict(type='LN'),
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        self.norm = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.ffn = _ffn(embed_dims, mlp_ratio, drop_rate, drop_path_rate)
+
+    def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        return self.ffn(self.norm(x), identity=x)
+
+
+class MSABlock(BaseModule):
+    """Pre-norm global multi-head self-attention followed by a pre-norm MLP.
+
+    ``x = x + DropPath(MSA(LN(x)))``, ``x = x + DropPath(MLP(LN(x)))``.
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 mlp_ratio: float = 4.,
+                 qkv_bias: bool = True,
+                 drop_rate: float = 0.,
+                 attn_drop_rate: float = 0.,
+                 drop_path_rate: float = 0.,
+                 rel_pos_shape: Optional[Sequence[int]] = None,
+                 norm_cfg: dict = dict(type='LN'),
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        self.norm1 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.attn = GlobalMultiheadAttention(
+            embed_dims, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop_rate, proj_drop=drop_rate,
+            rel_pos_shape=rel_pos_shape)
+        self.drop_path = build_dropout(dict(type='DropPath', drop_prob=drop_path_rate))
+        self.norm2 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.ffn = _ffn(embed_dims, mlp_ratio, drop_rate, drop_path_rate)
+
+    def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x), hw))
+        return self.ffn(self.norm2(x), identity=x)

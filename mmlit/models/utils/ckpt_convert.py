@@ -1,0 +1,208 @@
+"""Conversion between the official LIT checkpoint layouts and mmlit's.
+
+Official layouts (github.com/zhuang-group/LIT):
+
+- LIT-Ti (``classification/code_for_lit_ti/lit.py``, ``detection|segmentation/.../lit_ti.py``):
+  ``patch_embed1.proj|norm``, ``patch_embed{2,3,4}.dconv[.conv_offset]`` / ``.norm_layer`` (DTM),
+  ``pos_embed{1..4}``, ``block{1..4}.{j}.(norm1|attn|norm2|mlp.fc1|mlp.fc2)``, ``cls_token``, ``norm``,
+  ``head``.
+- LIT-S/M/B (``classification/code_for_lit_s_m_b/models``, ``detection|segmentation/.../lit.py``):
+  ``patch_embed.proj|norm``, ``layers.{i}.blocks.{j}...`` (``attn.relative_position_bias_table``,
+  ``attn.relative_position_index``), ``layers.{i}.downsample.dconv|norm_layer`` (DTM at the end of
+  stage i), ``norm`` (classifier) or ``norm{i}`` (dense outputs), ``head``.
+
+mmlit: ``patch_embed.projection|norm``, ``stages.{i}.downsample.(conv|conv_offset|norm)`` (DTM at the
+start of stage i), ``stages.{i}.pos_embed.pos_embed``, ``stages.{i}.blocks.{j}.(norm|ffn)`` (MLP blocks)
+or ``.(norm1|attn|norm2|ffn)`` (attention blocks), ``cls_token``, ``norm{i}``; a classifier's head is
+``head.fc`` (mmpretrain ``LinearClsHead``).
+"""
+import re
+from collections import OrderedDict
+from typing import Callable, Dict, Mapping
+
+import torch
+
+# within a block: official suffix -> mmlit suffix
+_BLOCK_RENAMES = (('mlp.fc1.', 'ffn.layers.0.0.'), ('mlp.fc2.', 'ffn.layers.1.'))
+# within a DTM: official suffix -> mmlit suffix
+_DTM_RENAMES = (('dconv.conv_offset.', 'conv_offset.'), ('dconv.', 'conv.'), ('norm_layer.', 'norm.'))
+_DROPPED = ('relative_position_index', )  # recomputed for every input size
+
+
+def _rename(suffix: str, renames) -> str:
+    for old, new in renames:
+        if suffix.startswith(old):
+            return new + suffix[len(old):]
+    return suffix
+
+
+def _block_suffix_to_mmlit(suffix: str, is_mlp_block: bool) -> str:
+    suffix = _rename(suffix, _BLOCK_RENAMES)
+    if is_mlp_block and suffix.startswith('norm2.'):
+        suffix = 'norm.' + suffix[len('norm2.'):]
+    return suffix
+
+
+def _block_suffix_to_lit(suffix: str) -> str:
+    suffix = _rename(suffix, [(new, old) for old, new in _BLOCK_RENAMES])
+    if suffix.startswith('norm.'):  # mmlit MLP block norm
+        suffix = 'norm2.' + suffix[len('norm.'):]
+    return suffix
+
+
+def _mlp_blocks(state_dict: Mapping[str, torch.Tensor], block_re: str) -> set:
+    """(stage, block) pairs of blocks without attention."""
+    blocks, with_attn = set(), set()
+    for key in state_dict:
+        m = re.match(block_re, key)
+        if m:
+            blocks.add(m.groups()[:2])
+            if m.group(3).startswith('attn.'):
+                with_attn.add(m.groups()[:2])
+    return blocks - with_attn
+
+
+def _convert_ti_key(key: str, mlp_blocks: set) -> str:
+    rules = (
+        (r'patch_embed1\.proj\.(.*)', lambda m: f'patch_embed.projection.{m[1]}'),
+        (r'patch_embed1\.norm\.(.*)', lambda m: f'patch_embed.norm.{m[1]}'),
+        (r'patch_embed(\d)\.(.*)',
+         lambda m: f'stages.{int(m[1]) - 1}.downsample.{_rename(m[2], _DTM_RENAMES)}'),
+        (r'pos_embed(\d)$', lambda m: f'stages.{int(m[1]) - 1}.pos_embed.pos_embed'),
+        (r'block(\d)\.(\d+)\.(.*)', lambda m: f'stages.{int(m[1]) - 1}.blocks.{m[2]}.'
+         f'{_block_suffix_to_mmlit(m[3], (m[1], m[2]) in mlp_blocks)}'),
+        (r'norm\.(.*)', lambda m: f'norm3.{m[1]}'),
+        (r'(cls_token)$', lambda m: m[1]),
+    )
+    return _apply_rules(key, rules, 'LIT-Ti')
+
+
+def _convert_smb_key(key: str, mlp_blocks: set) -> str:
+    rules = (
+        (r'patch_embed\.proj\.(.*)', lambda m: f'patch_embed.projection.{m[1]}'),
+        (r'patch_embed\.norm\.(.*)', lambda m: f'patch_embed.norm.{m[1]}'),
+        (r'layers\.(\d)\.blocks\.(\d+)\.(.*)', lambda m: f'stages.{m[1]}.blocks.{m[2]}.'
+         f'{_block_suffix_to_mmlit(m[3], (m[1], m[2]) in mlp_blocks)}'),
+        (r'layers\.(\d)\.downsample\.(.*)',
+         lambda m: f'stages.{int(m[1]) + 1}.downsample.{_rename(m[2], _DTM_RENAMES)}'),
+        (r'norm\.(.*)', lambda m: f'norm3.{m[1]}'),
+        (r'(norm\d\..*)', lambda m: m[1]),
+    )
+    return _apply_rules(key, rules, 'LIT-S/M/B')
+
+
+def _apply_rules(key: str, rules, layout: str) -> str:
+    for pattern, repl in rules:
+        m = re.fullmatch(pattern, key)
+        if m:
+            return repl(m)
+    raise KeyError(f'Unrecognised key {key!r} in a {layout} checkpoint of the official layout; '
+                   f'mmlit cannot convert it. Is this a LIT checkpoint?')
+
+
+def detect_layout(backbone_keys) -> str:
+    """'ti' (official LIT-Ti), 'smb' (official LIT-S/M/B) or 'mmlit'."""
+    keys = list(backbone_keys)
+    if any(k.startswith('stages.') for k in keys):
+        return 'mmlit'
+    if any(k.startswith(('patch_embed1.', 'block1.')) for k in keys):
+        return 'ti'
+    if any(k.startswith('layers.') for k in keys):
+        return 'smb'
+    raise ValueError('This is not a LIT checkpoint: found neither the official LIT-Ti keys '
+                     '(patch_embed1., block1.), nor the LIT-S/M/B keys (layers.), nor mmlit keys (stages.)')
+
+
+def unwrap_state_dict(checkpoint: Mapping) -> Dict[str, torch.Tensor]:
+    """The state dict of a checkpoint saved bare or under ``state_dict`` / ``model``."""
+    for key in ('state_dict', 'model'):
+        if key in checkpoint and isinstance(checkpoint[key], Mapping):
+            return dict(checkpoint[key])
+    return dict(checkpoint)
+
+
+def _split(state_dict: Mapping[str, torch.Tensor]):
+    """(backbone dict without prefix, other entries with their full keys, classifier head dict)."""
+    if any(k.startswith('backbone.') for k in state_dict):
+        backbone = {k[len('backbone.'):]: v for k, v in state_dict.items() if k.startswith('backbone.')}
+        others = {k: v for k, v in state_dict.items() if not k.startswith('backbone.')}
+        return backbone, others, {}
+    head = {k: v for k, v in state_dict.items() if k.startswith('head.')}
+    backbone = {k: v for k, v in state_dict.items() if not k.startswith('head.')}
+    return backbone, {}, head
+
+
+def lit_to_mmlit(checkpoint: Mapping) -> 'OrderedDict[str, torch.Tensor]':
+    """Convert an official LIT checkpoint to mmlit's layout.
+
+    Args:
+        checkpoint (dict): A bare state dict, or a checkpoint holding one under ``model`` (official
+            classification code) or ``state_dict`` (mmdet/mmseg); backbone keys with or without the
+            ``backbone.`` prefix. Checkpoints already in mmlit's layout pass through unchanged.
+
+    Returns:
+        OrderedDict: A model state dict: backbone weights under ``backbone.``; a classification
+        checkpoint's ``head.*`` as ``head.fc.*`` (mmpretrain ``ImageClassifier`` + ``LinearClsHead``);
+        every other entry of a detection/segmentation checkpoint (neck, heads) unchanged.
+    """
+    state_dict = unwrap_state_dict(checkpoint)
+    backbone, others, head = _split(state_dict)
+    layout = detect_layout(backbone)
+    if layout == 'mmlit':
+        converted = backbone
+    else:
+        block_re = r'block(\d)\.(\d+)\.(.*)' if layout == 'ti' else r'layers\.(\d)\.blocks\.(\d+)\.(.*)'
+        mlp_blocks = _mlp_blocks(backbone, block_re)
+        convert_key: Callable = _convert_ti_key if layout == 'ti' else _convert_smb_key
+        converted = {}
+        for key, value in backbone.items():
+            if key.endswith(_DROPPED):
+                continue
+            if key.startswith('absolute_pos_embed'):
+                raise KeyError('This LIT-S/M/B checkpoint uses an absolute position embedding (ape=True), '
+                               'which neither the official models nor mmlit use.')
+            converted[convert_key(key, mlp_blocks)] = value
+    out = OrderedDict((f'backbone.{k}', v) for k, v in converted.items())
+    for key, value in head.items():
+        out[key if key.startswith('head.fc.') else 'head.fc.' + key[len('head.'):]] = value
+    out.update(others)
+    return out
+
+
+def mmlit_to_lit(state_dict: Mapping[str, torch.Tensor],
+                 layout: str,
+                 classifier: bool = False) -> 'OrderedDict[str, torch.Tensor]':
+    """The inverse of :func:`lit_to_mmlit` for a backbone state dict (no prefix).
+
+    ``layout`` is ``'ti'`` or ``'smb'``; with ``classifier=True`` the last stage's norm becomes the
+    classifier's final ``norm``. Relative position indices are not recreated (mmlit derives them
+    from the input size). Useful to hand weights back to the official code and to test the converter.
+    """
+    if layout not in ('ti', 'smb'):
+        raise ValueError(f"layout must be 'ti' or 'smb', got {layout!r}")
+    out = OrderedDict()
+    for key, value in state_dict.items():
+        m = re.fullmatch(r'stages\.(\d)\.(blocks\.(\d+)\.|downsample\.|pos_embed\.pos_embed)(.*)', key)
+        if m is None:
+            if key.startswith('patch_embed.'):
+                new = key.replace('patch_embed.projection.', 'patch_embed.proj.')
+                if layout == 'ti':
+                    new = new.replace('patch_embed.', 'patch_embed1.')
+            elif key.startswith('norm3.') and classifier:
+                new = 'norm.' + key[len('norm3.'):]
+            else:
+                new = key  # cls_token, norm{i}
+            out[new] = value
+            continue
+        stage, part, block, rest = int(m[1]), m[2], m[3], m[4]
+        if part == 'downsample.':
+            rest = _rename(rest, [(new, old) for old, new in reversed(_DTM_RENAMES)])
+            out[f'patch_embed{stage + 1}.{rest}' if layout == 'ti' else
+                f'layers.{stage - 1}.downsample.{rest}'] = value
+        elif part == 'pos_embed.pos_embed':
+            out[f'pos_embed{stage + 1}'] = value
+        else:
+            rest = _block_suffix_to_lit(rest)
+            out[f'block{stage + 1}.{block}.{rest}' if layout == 'ti' else
+                f'layers.{stage}.blocks.{block}.{rest}'] = value
+    return out

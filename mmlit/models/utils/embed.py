@@ -1,0 +1,61 @@
+"""Resizing of learnable position embeddings and relative position bias tables."""
+from typing import Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+
+def resize_pos_embed(pos_embed: torch.Tensor,
+                     src_shape: Sequence[int],
+                     dst_shape: Sequence[int],
+                     num_extra_tokens: int = 0,
+                     mode: str = 'bilinear') -> torch.Tensor:
+    """Resize an absolute position embedding (1, extra + h * w, C) to (1, extra + H * W, C).
+
+    The first ``num_extra_tokens`` slots (class token) are kept as they are. Nothing is computed when the
+    shapes already agree.
+    """
+    src_h, src_w = src_shape
+    dst_h, dst_w = dst_shape
+    if (src_h, src_w) == (dst_h, dst_w):
+        return pos_embed
+    if pos_embed.shape[1] != num_extra_tokens + src_h * src_w:
+        raise ValueError(f'position embedding of shape {tuple(pos_embed.shape)} does not hold '
+                         f'{num_extra_tokens} extra tokens and a {src_h}x{src_w} grid')
+    extra, grid = pos_embed[:, :num_extra_tokens], pos_embed[:, num_extra_tokens:]
+    grid = grid.reshape(1, src_h, src_w, -1).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=(dst_h, dst_w), mode=mode, align_corners=False)
+    grid = grid.flatten(2).transpose(1, 2)
+    return torch.cat((extra, grid), dim=1) if num_extra_tokens else grid
+
+
+def resize_rel_pos_table(table: torch.Tensor, src_shape: Sequence[int],
+                         dst_shape: Sequence[int]) -> torch.Tensor:
+    """Resize a relative position bias table ((2h-1) * (2w-1), heads) bicubically.
+
+    Args:
+        table (Tensor): The table, one row per relative offset, one column per head.
+        src_shape (tuple[int]): (2h-1, 2w-1), the table's grid of relative offsets.
+        dst_shape (tuple[int]): (2H-1, 2W-1), the grid wanted.
+
+    Returns:
+        Tensor: The table as (heads, 2H-1, 2W-1).
+    """
+    num_heads = table.shape[1]
+    grid = table.t().reshape(1, num_heads, *src_shape)
+    if tuple(src_shape) != tuple(dst_shape):
+        grid = F.interpolate(grid, size=tuple(dst_shape), mode='bicubic', align_corners=False)
+    return grid[0]
+
+
+def rel_pos_bias_from_table(table: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+    """Expand a (heads, 2H-1, 2W-1) table into the (heads, H*W, H*W) attention bias of an HxW grid.
+
+    Entry [h, (y1, x1), (y2, x2)] is ``table[h, y1 - y2 + H - 1, x1 - x2 + W - 1]``. For a query at
+    (y1, x1) the keys read one HxW window of the flipped table, so the bias is a strided view of the table
+    (``unfold``) made contiguous once, with no index tensor and no gather.
+    """
+    H, W = hw
+    flipped = table.flip(-2, -1)
+    windows = flipped.unfold(1, H, 1).unfold(2, W, 1)  # (heads, H, W, H, W): [h, H-1-y1, W-1-x1, y2, x2]
+    return windows.flip(1, 2).reshape(table.shape[0], H * W, H * W)
