@@ -1,0 +1,87 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmlit.ops import deform_conv2d_k2s2, deform_sample_k2s2
+
+mmcv_ops = pytest.importorskip('mmcv.ops')
+
+
+def _reference(x, offset, weight, bias):
+    return mmcv_ops.deform_conv2d(x, offset, weight, stride=2, padding=0) + bias.view(1, -1, 1, 1)
+
+
+@pytest.mark.parametrize('size', [(8, 12), (16, 16)])
+@pytest.mark.parametrize('scale', [0.7, 3.0, 12.0])
+def test_matches_mmcv_deform_conv2d(size, scale):
+    """Random offsets, small and large; large ones push many samples outside the image."""
+    torch.manual_seed(0)
+    H, W = size
+    x = torch.randn(2, 5, H, W)
+    offset = torch.randn(2, 8, H // 2, W // 2) * scale
+    weight, bias = torch.randn(7, 5, 2, 2), torch.randn(7)
+    out = deform_conv2d_k2s2(x, offset, weight, bias)
+    torch.testing.assert_close(out, _reference(x, offset, weight, bias), rtol=1e-4, atol=1e-4)
+
+
+def test_matches_mmcv_outside_and_on_the_border():
+    """Offsets that land exactly on, just inside, just outside and far outside the image."""
+    torch.manual_seed(1)
+    x = torch.randn(1, 3, 6, 6)
+    weight, bias = torch.randn(4, 3, 2, 2), torch.randn(4)
+    for value in (-7., -6., -5.5, -1.0, -0.5, 0.5, 5.0, 5.5, 6.0, 11.0):
+        offset = torch.full((1, 8, 3, 3), value)
+        offset[:, 1::2] *= -0.5  # different dx
+        out = deform_conv2d_k2s2(x, offset, weight, bias)
+        torch.testing.assert_close(out, _reference(x, offset, weight, bias), rtol=1e-4, atol=1e-4)
+
+
+def test_gradients_match_mmcv():
+    torch.manual_seed(2)
+    x = torch.randn(2, 4, 10, 8, requires_grad=True)
+    offset = (torch.randn(2, 8, 5, 4) * 2).requires_grad_()
+    weight = torch.randn(6, 4, 2, 2, requires_grad=True)
+    bias = torch.randn(6, requires_grad=True)
+    grad_out = torch.randn(2, 6, 5, 4)
+    ours = torch.autograd.grad((deform_conv2d_k2s2(x, offset, weight, bias) * grad_out).sum(),
+                               (x, offset, weight, bias))
+    ref = torch.autograd.grad((_reference(x, offset, weight, bias) * grad_out).sum(), (x, offset, weight, bias))
+    for name, a, b in zip(('input', 'offset', 'weight', 'bias'), ours, ref):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3, msg=lambda m: f'grad of {name}: {m}')
+
+
+def test_gradcheck():
+    torch.manual_seed(3)
+    x = torch.randn(1, 2, 4, 6, dtype=torch.double, requires_grad=True)
+    # keep samples away from integer positions, where bilinear sampling is not differentiable
+    offset = (torch.rand(1, 8, 2, 3, dtype=torch.double) * 0.8 + 0.1).requires_grad_()
+    weight = torch.randn(3, 2, 2, 2, dtype=torch.double, requires_grad=True)
+    bias = torch.randn(3, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(deform_conv2d_k2s2, (x, offset, weight, bias))
+
+
+def test_zero_offsets_equal_a_plain_conv():
+    torch.manual_seed(4)
+    x = torch.randn(2, 5, 14, 10)
+    weight, bias = torch.randn(8, 5, 2, 2), torch.randn(8)
+    out = deform_conv2d_k2s2(x, torch.zeros(2, 8, 7, 5), weight, bias)
+    torch.testing.assert_close(out, F.conv2d(x, weight, bias, stride=2), rtol=1e-5, atol=1e-5)
+    # grid_sample's normalised coordinates round at the 1e-6 pixel level
+    torch.testing.assert_close(deform_sample_k2s2(x, torch.zeros(2, 8, 7, 5)), x, rtol=1e-5, atol=2e-5)
+
+
+def test_odd_size_reads_zeros_beyond_the_image():
+    """ceil-sized outputs equal a deformable conv on the zero-padded input."""
+    torch.manual_seed(5)
+    x = torch.randn(1, 3, 7, 9)
+    offset = torch.randn(1, 8, 4, 5)
+    weight, bias = torch.randn(2, 3, 2, 2), torch.randn(2)
+    padded = F.pad(x, (0, 1, 0, 1))
+    torch.testing.assert_close(
+        deform_conv2d_k2s2(x, offset, weight, bias), _reference(padded, offset, weight, bias),
+        rtol=1e-4, atol=1e-4)
+
+
+def test_bad_offset_shape():
+    with pytest.raises(ValueError, match='offset must have shape'):
+        deform_sample_k2s2(torch.zeros(1, 3, 4, 4), torch.zeros(1, 18, 2, 2))
