@@ -187,3 +187,22 @@ def test_position_embedding_resized_to_input():
     with torch.no_grad():
         small = model(torch.randn(1, 3, 160, 96))
     assert small[-1].shape == (1, 512, 5, 3)
+
+
+# Parameters of the official ImageNet classifiers (github.com/zhuang-group/LIT: lit_ti(), and LIT() with
+# the lit-small/medium/base configs), counted on the official code: 19.9M / 28.0M / 49.4M / 87.3M.
+OFFICIAL_PARAMS = dict(ti=19_886_272, s=27_973_720, m=49_372_264, b=87_292_384)
+
+
+@pytest.mark.parametrize('arch', ['ti', 's', 'm', 'b'])
+def test_classifier_parameters_match_the_official_models(arch):
+    from mmpretrain.models import ImageClassifier  # noqa: F401  (registers the classifier)
+    from mmpretrain.registry import MODELS
+    model = MODELS.build(
+        dict(
+            type='ImageClassifier',
+            backbone=dict(type='mmlit.LIT', arch=arch, out_type='cls_token' if arch == 'ti' else 'avg_featmap',
+                          out_indices=(3, )),
+            head=dict(type='LinearClsHead', num_classes=1000,
+                      in_channels=LIT.arch_zoo[arch]['embed_dims'][-1])))
+    assert sum(p.numel() for p in model.parameters()) == OFFICIAL_PARAMS[arch]

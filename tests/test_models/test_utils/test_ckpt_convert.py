@@ -145,3 +145,16 @@ def test_unknown_checkpoints_are_named():
         lit_to_mmlit({'conv1.weight': torch.zeros(1)})
     with pytest.raises(KeyError, match="Unrecognised key 'extra_head.weight'"):
         lit_to_mmlit({'patch_embed1.proj.weight': torch.zeros(1), 'extra_head.weight': torch.zeros(1)})
+
+
+def test_pretrained_init_cfg_with_prefix(tmp_path):
+    """A converted checkpoint loads through mmengine's own Pretrained init with ``prefix``."""
+    path = str(tmp_path / 'converted.pth')
+    torch.save(dict(state_dict=lit_to_mmlit(OFFICIAL['ti_det']['checkpoint'])), path)
+    model = _backbone('ti_det', init_cfg=dict(type='Pretrained', checkpoint=path, prefix='backbone.'))
+    model.init_weights()
+    model.eval()
+    with torch.no_grad():
+        outs = model(OFFICIAL['ti_det']['input'])
+    for ours, theirs in zip(outs, OFFICIAL['ti_det']['outputs']):
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
