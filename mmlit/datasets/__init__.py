@@ -1,0 +1,3 @@
+from .toy_shapes import CLASSES, SEG_CLASSES, ensure_toy_shapes, generate_toy_shapes
+
+__all__ = ['CLASSES', 'SEG_CLASSES', 'generate_toy_shapes', 'ensure_toy_shapes']

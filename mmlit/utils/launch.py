@@ -1,0 +1,73 @@
+"""What tools/train.py and tools/test.py do before building a runner."""
+import os.path as osp
+from typing import Sequence
+
+import torch
+from mmengine.config import Config
+from mmengine.dist import init_dist, is_distributed
+
+TOY_CONFIG = 'configs/toy/mask_rcnn_lit_ti_fpn_toy_shapes.py'
+
+
+def setup_env(cfg: Config) -> None:
+    """Let distributed runs work on machines without CUDA: CPU processes talking over gloo.
+
+    With a launcher and no CUDA device, the process group is started here with the gloo backend
+    (MMEngine's own ``init_dist``, minus its ``torch.cuda.set_device``), and the model is wrapped in DDP
+    without device ids, as DDP wants for CPU modules. With CUDA nothing changes.
+    """
+    launcher = cfg.get('launcher', 'none')
+    if launcher == 'none' or torch.cuda.is_available():
+        return
+    dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+    dist_cfg['backend'] = 'gloo'
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    if not is_distributed():
+        set_device = torch.cuda.set_device
+        torch.cuda.set_device = lambda device: None  # no CUDA device to pick
+        try:
+            init_dist(launcher, **dist_cfg)
+        finally:
+            torch.cuda.set_device = set_device
+
+
+def prepare_toy_data(cfg: Config) -> None:
+    """Generate mmlit's embedded toy dataset for configs that use it (``toy_data = dict(root=...)``)."""
+    toy = cfg.get('toy_data')
+    if toy:
+        from mmlit.datasets import ensure_toy_shapes
+        ensure_toy_shapes(**toy)
+
+
+def _dataset_paths(dataset: dict):
+    """(data_root, annotation file) pairs of a dataset config, looking inside dataset wrappers."""
+    if 'dataset' in dataset:
+        yield from _dataset_paths(dataset['dataset'])
+        return
+    for inner in dataset.get('datasets', []):
+        yield from _dataset_paths(inner)
+    if 'datasets' in dataset:
+        return
+    root = dataset.get('data_root', '') or ''
+    ann = dataset.get('ann_file', '') or ''
+    yield root, (osp.join(root, ann) if ann and not osp.isabs(ann) else ann)
+
+
+def check_datasets(cfg: Config, config_path: str, loaders: Sequence[str]) -> None:
+    """Stop with a clear message when a config's data is not on disk."""
+    for loader in loaders:
+        if not cfg.get(loader):
+            continue
+        for root, ann in _dataset_paths(cfg[loader]['dataset']):
+            missing = [p for p in (root, ann) if p and not osp.exists(p)]
+            if missing:
+                raise SystemExit(
+                    f'{config_path}: the {loader} data is not there: {missing[0]} does not exist.\n'
+                    f'Put the dataset there (the layout of the upstream mmdet/mmseg/mmpretrain docs, e.g. '
+                    f'COCO 2017 under data/coco/ with annotations/ and train2017/ val2017/), or point the '
+                    f'config at it with --cfg-options {loader}.dataset.data_root=/path/to/data/.\n'
+                    f'To see mmlit train without any download, run the embedded toy dataset instead:\n'
+                    f'    python tools/train.py {TOY_CONFIG}')

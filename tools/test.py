@@ -1,0 +1,78 @@
+"""Evaluate a checkpoint of a detector, segmentor or classifier (the config's ``default_scope`` says which).
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--show-dir DIR]
+                                           [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.evaluator import DumpResults
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from mmlit.utils.launch import check_datasets, prepare_toy_data, setup_env
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a model with a LIT backbone')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
+    parser.add_argument('--out', type=str, help='dump predictions to a pickle file for offline evaluation')
+    parser.add_argument('--show-dir', help='directory where painted images will be saved')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings in the config, key=value')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def enable_visualization(cfg: Config, show_dir: str) -> None:
+    """Turn on the task's visualization hook, writing painted predictions under ``show_dir``."""
+    hooks = cfg.default_hooks
+    if 'visualization' not in hooks:
+        raise SystemExit('--show-dir needs a `visualization` hook in default_hooks')
+    hook = hooks.visualization
+    hook.draw = True
+    if cfg.default_scope == 'mmpretrain':
+        hook.enable = True
+        hook.out_dir = show_dir
+    else:
+        hook.test_out_dir = show_dir
+        hook.interval = hook.get('interval', 1)
+
+
+def main():
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    if args.show_dir:
+        enable_visualization(cfg, osp.abspath(args.show_dir))
+
+    setup_env(cfg)
+    prepare_toy_data(cfg)
+    check_datasets(cfg, args.config, ('test_dataloader', ))
+
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    if args.out is not None:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise SystemExit('--out must be a .pkl or .pickle file')
+        runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
