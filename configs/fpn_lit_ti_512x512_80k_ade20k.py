@@ -32,3 +32,6 @@ optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=0.0001, weight_decay=0.0001),
     clip_grad=None)
+
+# reseed per iteration: a run resumed with --resume ends exactly like an uninterrupted one
+custom_hooks = [dict(type='mmlit.IterationSeedHook')]

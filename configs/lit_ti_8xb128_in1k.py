@@ -47,3 +47,6 @@ train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
 auto_scale_lr = dict(base_batch_size=1024)
+
+# reseed per iteration: a run resumed with --resume ends exactly like an uninterrupted one
+custom_hooks = [dict(type='mmlit.IterationSeedHook')]

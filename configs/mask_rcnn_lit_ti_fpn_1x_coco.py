@@ -32,3 +32,6 @@ param_scheduler = [
 ]
 # the official runs: 8 GPUs x 2 images
 auto_scale_lr = dict(enable=False, base_batch_size=16)
+
+# reseed per iteration: a run resumed with --resume ends exactly like an uninterrupted one
+custom_hooks = [dict(type='mmlit.IterationSeedHook')]

@@ -31,3 +31,6 @@ param_scheduler = [
     dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[8, 11], gamma=0.1),
 ]
 auto_scale_lr = dict(enable=False, base_batch_size=16)
+
+# reseed per iteration: a run resumed with --resume ends exactly like an uninterrupted one
+custom_hooks = [dict(type='mmlit.IterationSeedHook')]

@@ -9,6 +9,7 @@ from .version import __version__, version_info
 
 register_safe_globals()
 
+from .engine import IterationSeedHook  # noqa: E402
 from .models import LIT  # noqa: E402
 
-__all__ = ['__version__', 'version_info', 'LIT']
+__all__ = ['__version__', 'version_info', 'LIT', 'IterationSeedHook']

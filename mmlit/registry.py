@@ -1,18 +1,21 @@
 """mmlit's registries.
 
-``MODELS`` is a child of MMEngine's root model registry under the scope ``mmlit``, so ``type='mmlit.LIT'``
+``MODELS`` (and ``HOOKS``) is a child of MMEngine's root model registry under the scope ``mmlit``, so ``type='mmlit.LIT'``
 resolves from any OpenMMLab registry (mmdet, mmseg, mmpretrain). :func:`register_in_root` also puts the
 backbone into the root registry itself, so plain ``type='LIT'`` resolves from every child registry
 (``mmdet``, ``mmseg``, ``mmpretrain`` scopes) without importing any of those packages.
 """
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmlit', locations=['mmlit.models'])
+HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmlit', locations=['mmlit.engine'])
 
 
-def register_in_root(module_cls: type) -> type:
-    """Register ``module_cls`` in MMEngine's root model registry too (once)."""
-    if MMENGINE_MODELS.get(module_cls.__name__) is not module_cls:
-        MMENGINE_MODELS.register_module(module=module_cls)
+def register_in_root(module_cls: type, root: Registry = MMENGINE_MODELS) -> type:
+    """Register ``module_cls`` in MMEngine's root registry ``root`` too (once), so that its plain name
+    resolves from every downstream child registry."""
+    if root.get(module_cls.__name__) is not module_cls:
+        root.register_module(module=module_cls)
     return module_cls

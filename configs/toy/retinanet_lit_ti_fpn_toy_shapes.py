@@ -8,16 +8,18 @@ metainfo = dict(classes=('circle', 'square', 'triangle'))
 model = dict(
     backbone=dict(init_cfg=None, convert_weights=False, drop_path_rate=0.),
     bbox_head=dict(num_classes=3),
-    test_cfg=dict(nms_pre=300, max_per_img=20))
+    test_cfg=dict(nms_pre=300, score_thr=0.0, max_per_img=20))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(128, 128), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(128, 128), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]

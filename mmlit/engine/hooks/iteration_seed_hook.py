@@ -1,0 +1,44 @@
+import random
+
+import numpy as np
+import torch
+from mmengine.dist import get_rank
+from mmengine.hooks import Hook
+
+from mmlit.registry import HOOKS
+
+
+@HOOKS.register_module()
+class IterationSeedHook(Hook):
+    """Reseed the random generators from (seed, iteration) so a resumed run repeats the original.
+
+    MMEngine seeds Python, NumPy and torch once, at start-up. A run resumed at iteration k therefore draws
+    different data augmentations and dropout masks from iteration k on than the run it continues. This
+    hook reseeds all three generators with ``seed + k`` before iteration k's batch is loaded (after every
+    iteration and at the start of every epoch), so an interrupted and resumed run ends with exactly the
+    weights of an uninterrupted one. Data loaded in worker processes (``num_workers > 0``) is seeded by the
+    dataloader itself, per worker, as MMEngine does.
+
+    Args:
+        seed (int, optional): Base seed; defaults to the runner's ``randomness.seed``.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, seed=None):
+        self.seed = seed
+
+    def _reseed(self, runner) -> None:
+        base = self.seed if self.seed is not None else (runner.seed or 0)
+        if runner._randomness_cfg.get('diff_rank_seed', False):
+            base += get_rank()
+        seed = (base + runner.iter) % (2**31)
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+
+    def before_train_epoch(self, runner) -> None:
+        self._reseed(runner)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        self._reseed(runner)

@@ -1,0 +1,161 @@
+"""End to end through tools/train.py, tools/test.py and the launchers, on the embedded toy data."""
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import mmlit  # noqa: F401  (weights-only loading of mmengine checkpoints)
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOLS = osp.join(ROOT, 'tools')
+TOY = osp.join(ROOT, 'configs', 'toy')
+
+# (config, options that make it short, metric the test prints)
+EPOCH_SHORT = ['train_dataloader.dataset.indices=8', 'val_dataloader.dataset.indices=4',
+               'test_dataloader.dataset.indices=4', 'train_cfg.val_interval=1']
+TASKS = {
+    'mask_rcnn': ('mask_rcnn_lit_ti_fpn_toy_shapes.py', EPOCH_SHORT, ['coco/bbox_mAP', 'coco/segm_mAP']),
+    'retinanet': ('retinanet_lit_ti_fpn_toy_shapes.py', EPOCH_SHORT, ['coco/bbox_mAP']),
+    'semantic_fpn': ('fpn_lit_ti_toy_shapes.py', ['val_dataloader.dataset.indices=4',
+                                                  'test_dataloader.dataset.indices=4',
+                                                  'default_hooks.checkpoint.interval=2'], ['mIoU']),
+    'classifier': ('lit_ti_toy_shapes_cls.py', EPOCH_SHORT, ['accuracy/top1']),
+}
+
+
+@pytest.fixture(scope='module')
+def workspace(tmp_path_factory):
+    """A working directory whose data/toy_shapes is generated once for all tests here."""
+    return tmp_path_factory.mktemp('toy_workspace')
+
+
+def run(args, cwd, env=None, timeout=600):
+    python_path = os.pathsep.join([ROOT, osp.join(ROOT, 'tests', 'helpers'), os.environ.get('PYTHONPATH', '')])
+    full_env = dict(os.environ, PYTHONPATH=python_path,
+                    OMP_NUM_THREADS='1', **(env or {}))
+    result = subprocess.run(args, cwd=str(cwd), env=full_env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f'{args} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}'
+    return result.stdout + result.stderr
+
+
+def _length(task, n):
+    return [f'train_cfg.max_iters={2 * n}'] if task == 'semantic_fpn' else [f'train_cfg.max_epochs={n}']
+
+
+@pytest.mark.parametrize('task', sorted(TASKS))
+def test_train_resume_test(task, workspace):
+    config, short, metrics = TASKS[task]
+    config = osp.join(TOY, config)
+    work_dir = workspace / task
+    train = [sys.executable, osp.join(TOOLS, 'train.py'), config, '--work-dir', str(work_dir), '--cfg-options']
+    log = run(train + short + _length(task, 1) + ['default_hooks.logger.interval=1'], workspace)
+    assert re.search(r'(Epoch|Iter)\(train\)', log), 'no progress lines'
+    first = 'epoch_1.pth' if task != 'semantic_fpn' else 'iter_2.pth'
+    assert (work_dir / first).exists()
+
+    log = run(train[:-1] + ['--resume', '--cfg-options'] + short + _length(task, 2), workspace)
+    assert 'resumed' in log.lower()
+    last = work_dir / ('epoch_2.pth' if task != 'semantic_fpn' else 'iter_4.pth')
+    assert last.exists()
+    assert torch.load(last)['meta']['iter'] == (4 if task == 'semantic_fpn' else 2 * torch.load(
+        work_dir / first)['meta']['iter'])
+
+    out = work_dir / 'test' / 'predictions.pkl'
+    log = run([sys.executable, osp.join(TOOLS, 'test.py'), config, str(last), '--work-dir', str(work_dir / 'test'),
+               '--out', str(out), '--cfg-options'] + short, workspace)
+    for metric in metrics:
+        assert re.search(re.escape(metric) + r': \d', log), f'{metric} missing from the test log'
+    assert out.exists() and out.stat().st_size > 0
+
+
+def test_main_job_without_coco_says_what_to_do(tmp_path):
+    result = subprocess.run([sys.executable, osp.join(TOOLS, 'train.py'),
+                             osp.join(ROOT, 'configs', 'mask_rcnn_lit_ti_fpn_1x_coco.py')],
+                            cwd=str(tmp_path), capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=ROOT))
+    assert result.returncode != 0
+    assert 'data/coco/ does not exist' in result.stderr
+    assert 'configs/toy/mask_rcnn_lit_ti_fpn_toy_shapes.py' in result.stderr
+
+
+def test_resume_ends_identical_to_an_uninterrupted_run(workspace):
+    config = osp.join(TOY, 'lit_ti_toy_shapes_cls.py')
+    opts = ['train_dataloader.dataset.indices=16', 'train_cfg.val_interval=100', 'randomness.seed=0',
+            'randomness.deterministic=True']
+    full, split = workspace / 'uninterrupted', workspace / 'interrupted'
+    base = [sys.executable, osp.join(TOOLS, 'train.py'), config]
+    run(base + ['--work-dir', str(full), '--cfg-options', 'train_cfg.max_epochs=3'] + opts, workspace)
+    run(base + ['--work-dir', str(split), '--cfg-options', 'train_cfg.max_epochs=1'] + opts, workspace)
+    run(base + ['--work-dir', str(split), '--resume', '--cfg-options', 'train_cfg.max_epochs=3'] + opts, workspace)
+    a, b = torch.load(full / 'epoch_3.pth'), torch.load(split / 'epoch_3.pth')
+    assert a['meta']['iter'] == b['meta']['iter'] == 6
+    for key, value in a['state_dict'].items():
+        assert torch.equal(value, b['state_dict'][key]), key
+    for group_a, group_b in zip(a['optimizer']['param_groups'], b['optimizer']['param_groups']):
+        assert group_a['lr'] == group_b['lr']
+
+
+def _launcher_config(workspace):
+    cfg = workspace / 'cls_dump_weights.py'
+    cfg.write_text(textwrap.dedent(f"""
+        _base_ = [{osp.join(TOY, 'lit_ti_toy_shapes_cls.py')!r}]
+        custom_imports = dict(imports=['mmlit', 'mmlit_dump_weights_hook'], allow_failed_imports=False)
+        custom_hooks = [dict(type='mmlit.IterationSeedHook'), dict(type='DumpWeightsHook')]
+        train_dataloader = dict(dataset=dict(indices=16), batch_size=4)
+        train_cfg = dict(max_epochs=1, val_interval=100)
+    """))
+    return cfg
+
+
+def _assert_ranks_agree(work_dir):
+    rank0, rank1 = (torch.load(work_dir / f'weights_rank{r}.pth') for r in (0, 1))
+    assert rank0.keys() == rank1.keys()
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key
+    assert (work_dir / 'epoch_1.pth').exists()
+
+
+def test_dist_train_two_processes_on_cpu(workspace):
+    work_dir = workspace / 'dist'
+    run(['bash', osp.join(TOOLS, 'dist_train.sh'), str(_launcher_config(workspace)), '2', '--work-dir',
+         str(work_dir)], workspace, env=dict(PORT='29611'))
+    _assert_ranks_agree(work_dir)
+
+
+def test_slurm_train_with_stand_in_srun(workspace, tmp_path):
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    (bin_dir / 'scontrol').write_text('#!/usr/bin/env bash\necho 127.0.0.1\n')
+    # srun: take the task count, skip the other options, start the command once per task
+    (bin_dir / 'srun').write_text(textwrap.dedent("""\
+        #!/usr/bin/env bash
+        ntasks=1
+        while [[ $# -gt 0 && $1 == -* ]]; do
+            case $1 in
+                --ntasks=*) ntasks=${1#--ntasks=} ;;
+                -p|-n|-N|-J) shift ;;
+            esac
+            shift
+        done
+        pids=()
+        for ((i = 0; i < ntasks; i++)); do
+            SLURM_PROCID=$i SLURM_LOCALID=$i SLURM_NTASKS=$ntasks SLURM_NODELIST=localhost "$@" &
+            pids+=($!)
+        done
+        rc=0
+        for pid in "${pids[@]}"; do wait "$pid" || rc=$?; done
+        exit $rc
+    """))
+    for tool in ('srun', 'scontrol'):
+        (bin_dir / tool).chmod(0o755)
+    work_dir = workspace / 'slurm'
+    run(['bash', osp.join(TOOLS, 'slurm_train.sh'), 'cpu', 'lit-test', str(_launcher_config(workspace)),
+         str(work_dir)], workspace,
+        env=dict(PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}', GPUS='2', GPUS_PER_NODE='2',
+                 CPUS_PER_TASK='1', MASTER_PORT='29622'))
+    _assert_ranks_agree(work_dir)
