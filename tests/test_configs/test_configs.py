@@ -5,7 +5,7 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(osp.relpath(p, ROOT) for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True))
@@ -47,8 +47,8 @@ def test_config_builds_and_runs(config):
     if not config.startswith(osp.join('configs', 'toy')):
         # every real backbone starts from ImageNet weights
         assert cfg.model.backbone.get('init_cfg', {}).get('type') == 'Pretrained' or cfg.default_scope == 'mmpretrain'
-    init_default_scope(cfg.default_scope)
     registry = __import__(f'{cfg.default_scope}.registry', fromlist=['MODELS'])
-    model = registry.MODELS.build(cfg.model)  # no init_weights(): nothing is downloaded or read
-    model.train()
-    _dummy_forward(cfg, model)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = registry.MODELS.build(cfg.model)  # no init_weights(): nothing is downloaded or read
+        model.train()
+        _dummy_forward(cfg, model)

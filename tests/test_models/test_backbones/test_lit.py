@@ -198,8 +198,8 @@ OFFICIAL_PARAMS = dict(ti=19_886_272, s=27_973_720, m=49_372_264, b=87_292_384)
 def test_classifier_parameters_match_the_official_models(arch):
     from mmpretrain.models import ImageClassifier  # noqa: F401  (registers the classifier)
     from mmpretrain.registry import MODELS
-    model = MODELS.build(
-        dict(
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(dict(
             type='ImageClassifier',
             backbone=dict(type='mmlit.LIT', arch=arch, out_type='cls_token' if arch == 'ti' else 'avg_featmap',
                           out_indices=(3, )),

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 import torch
+from mmengine.registry import DefaultScope
 
 import mmlit  # noqa: F401
 from mmlit.models import LIT
@@ -32,11 +33,12 @@ def _classifier(case):
     mmpretrain = pytest.importorskip('mmpretrain')  # noqa: F841
     from mmpretrain.models import ImageClassifier
     arch = OFFICIAL[case]['arch']
-    return ImageClassifier(
-        backbone=dict(type='mmlit.LIT', arch=arch, pretrain_img_size=OFFICIAL[case]['img_size'],
-                      out_type='cls_token' if case.startswith('ti') else 'avg_featmap', out_indices=(3, ),
-                      drop_path_rate=0.),
-        head=dict(type='LinearClsHead', num_classes=10, in_channels=arch['embed_dims'][-1]))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return ImageClassifier(
+            backbone=dict(type='mmlit.LIT', arch=arch, pretrain_img_size=OFFICIAL[case]['img_size'],
+                          out_type='cls_token' if case.startswith('ti') else 'avg_featmap', out_indices=(3, ),
+                          drop_path_rate=0.),
+            head=dict(type='LinearClsHead', num_classes=10, in_channels=arch['embed_dims'][-1]))
 
 
 def _strip(state_dict, prefix='backbone.'):
