@@ -12,7 +12,7 @@ from mmengine.evaluator import DumpResults
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmlit.utils.launch import check_datasets, prepare_toy_data, setup_env
+from mmlit.utils.launch import check_datasets, load_config, prepare_toy_data, setup_env
 
 
 def parse_args():
@@ -50,14 +50,7 @@ def enable_visualization(cfg: Config, show_dir: str) -> None:
 
 def main():
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     cfg.load_from = args.checkpoint
     if args.show_dir:
         enable_visualization(cfg, osp.abspath(args.show_dir))

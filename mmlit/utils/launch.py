@@ -1,12 +1,26 @@
 """What tools/train.py and tools/test.py do before building a runner."""
 import os.path as osp
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from mmengine.config import Config
 from mmengine.dist import init_dist, is_distributed
 
 TOY_CONFIG = 'configs/toy/mask_rcnn_lit_ti_fpn_toy_shapes.py'
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optional[str] = None,
+                launcher: str = 'none') -> Config:
+    """Load a config with command-line overrides; the work dir defaults to ``work_dirs/<config name>``."""
+    cfg = Config.fromfile(path)
+    cfg.launcher = launcher
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    return cfg
 
 
 def setup_env(cfg: Config) -> None:
