@@ -228,11 +228,12 @@ class LIT(BaseModule):
     def init_weights(self) -> None:
         if self._is_init:
             return
-        if self._pretrained_cfg() is not None and self.convert_weights:
-            self._load_converted_checkpoint(self._pretrained_cfg())
+        pretrained = self._pretrained_cfg()
+        if pretrained is not None and self.convert_weights:
+            self._load_converted_checkpoint(pretrained)
             return
         super().init_weights()
-        if self._pretrained_cfg() is not None:
+        if pretrained is not None:
             return  # weights came from the checkpoint
         for m in self.modules():
             if isinstance(m, nn.Linear):

@@ -41,9 +41,7 @@ class DeformableTokenMerging(BaseModule):
         self.conv_offset = nn.Conv2d(in_channels, 8, kernel_size=2, stride=2)
         self.norm = build_norm_layer(norm_cfg, out_channels)[1]
         self.act = build_activation_layer(act_cfg)
-        self.init_offset()
-
-    def init_offset(self) -> None:
+        # zero offsets: DTM starts as a plain 2x2 stride-2 token merging
         nn.init.zeros_(self.conv_offset.weight)
         nn.init.zeros_(self.conv_offset.bias)
 
