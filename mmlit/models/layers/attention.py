@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
-from ..utils import rel_pos_bias_from_table, resize_rel_pos_table
+from ..utils import ParamCache, rel_pos_bias_from_table, resize_rel_pos_table
 
 
 class GlobalMultiheadAttention(BaseModule):
@@ -15,6 +15,13 @@ class GlobalMultiheadAttention(BaseModule):
     Runs through ``F.scaled_dot_product_attention``. With ``rel_pos_shape`` it adds a learnable relative
     position bias: a table for the token grid of the pretraining resolution, resized (bicubic) to the
     (2H-1) x (2W-1) relative offsets of the actual H x W grid, as LIT-S/M/B do.
+
+    The bias is never gathered through an index tensor: it is a strided window of the resized table
+    (see :func:`rel_pos_bias_from_table`). In eval mode the resized table is computed once per grid size
+    and kept (:class:`ParamCache`), and so is the whole (heads, N, N) bias while it is at most
+    ``bias_cache_bytes``. Larger biases (detection resolutions) are never built whole: the queries are
+    processed in blocks of rows, each with its own slice of the bias of at most ``bias_block_bytes``, so
+    memory stays bounded and the slices stay in cache.
 
     Args:
         embed_dims (int): Token channels.
@@ -53,29 +60,71 @@ class GlobalMultiheadAttention(BaseModule):
         else:
             self.table_shape = None
             self.relative_position_bias_table = None
+        self._table_cache = ParamCache()
+        self._bias_cache = ParamCache()
+
+    bias_cache_bytes = 32 * 2**20
+    bias_block_bytes = 8 * 2**20
 
     def init_weights(self) -> None:
         super().init_weights()
         if self.relative_position_bias_table is not None:
             trunc_normal_(self.relative_position_bias_table, std=.02)
 
-    def relative_position_bias(self, hw: Tuple[int, int]) -> torch.Tensor:
-        """The (heads, H*W, H*W) bias for an H x W token grid."""
+    def resized_table(self, hw: Tuple[int, int], dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+        """The table resized for an H x W grid, as (heads, 2H-1, 2W-1); cached in eval mode."""
         H, W = hw
-        table = resize_rel_pos_table(self.relative_position_bias_table, self.table_shape,
-                                     (2 * H - 1, 2 * W - 1))
-        return rel_pos_bias_from_table(table, hw)
+        table = self.relative_position_bias_table
+
+        def compute():
+            resized = resize_rel_pos_table(table, self.table_shape, (2 * H - 1, 2 * W - 1))
+            return resized if dtype is None else resized.to(dtype)
+
+        return self._table_cache.get(self, (table, ), (hw, dtype), compute)
+
+    def relative_position_bias(self, hw: Tuple[int, int],
+                               dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+        """The (heads, H*W, H*W) bias for an H x W token grid; cached in eval mode while small."""
+        table = self.resized_table(hw, dtype)
+        if self._bias_bytes(hw, table) > self.bias_cache_bytes:
+            return rel_pos_bias_from_table(table, hw)
+        return self._bias_cache.get(self, (self.relative_position_bias_table, ), (hw, dtype),
+                                    lambda: rel_pos_bias_from_table(table, hw))
+
+    def _bias_bytes(self, hw: Tuple[int, int], table: torch.Tensor) -> int:
+        N = hw[0] * hw[1]
+        return self.num_heads * N * N * table.element_size()
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         B, N, C = x.shape
         q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
-        bias = None
-        if self.relative_position_bias_table is not None:
-            bias = self.relative_position_bias(hw).to(q.dtype)
-        x = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias, dropout_p=self.attn_drop if self.training else 0.)
+        dropout_p = self.attn_drop if self.training else 0.
+        if self.relative_position_bias_table is None:
+            x = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+        else:
+            table = self.resized_table(hw, q.dtype)
+            total = self._bias_bytes(hw, table)
+            if total <= self.bias_cache_bytes:
+                bias = self._bias_cache.get(self, (self.relative_position_bias_table, ), (hw, q.dtype),
+                                            lambda: rel_pos_bias_from_table(table, hw))
+                x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p)
+            else:
+                rows = max(1, self.bias_block_bytes // (total // hw[0]))
+                x = self._blockwise_attention(q, k, v, table, hw, dropout_p, rows)
         x = x.transpose(1, 2).reshape(B, N, C)
         return self.proj_drop(self.proj(x))
+
+    @staticmethod
+    def _blockwise_attention(q, k, v, table, hw, dropout_p, rows):
+        """Attention over blocks of ``rows`` query rows, each with its own slice of the bias."""
+        H, W = hw
+        outs = []
+        for start in range(0, H, rows):
+            stop = min(start + rows, H)
+            bias = rel_pos_bias_from_table(table, hw, rows=(start, stop))
+            outs.append(F.scaled_dot_product_attention(
+                q[:, :, start * W:stop * W], k, v, attn_mask=bias, dropout_p=dropout_p))
+        return torch.cat(outs, dim=2)
 
     def _resize_table_on_load(self, state_dict, prefix, *args, **kwargs):
         """Resize a (square) table of another pretraining resolution to this module's size."""

@@ -5,12 +5,14 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
-from ..utils import resize_pos_embed
+from ..utils import ParamCache, resize_pos_embed
 
 
 class AbsolutePositionEmbedding(BaseModule):
     """A learnable absolute position embedding sized for the pretraining grid, bilinearly resized to the
     actual H x W grid (LIT-Ti). ``num_extra_tokens`` slots in front belong to a class token.
+
+    In eval mode the resized embedding is computed once per grid size (:class:`ParamCache`).
 
     Args:
         embed_dims (int): Token channels.
@@ -27,6 +29,7 @@ class AbsolutePositionEmbedding(BaseModule):
         self.pos_embed = nn.Parameter(
             torch.zeros(1, num_extra_tokens + self.grid_shape[0] * self.grid_shape[1], embed_dims))
         self.drop = nn.Dropout(drop_rate)
+        self._cache = ParamCache()
         self._register_load_state_dict_pre_hook(self._resize_on_load)
 
     def init_weights(self) -> None:
@@ -35,7 +38,9 @@ class AbsolutePositionEmbedding(BaseModule):
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         """Add the embedding to ``x`` (B, extra + H*W, C) whose extra tokens come first."""
-        pos = resize_pos_embed(self.pos_embed, self.grid_shape, hw, self.num_extra_tokens)
+        pos = self._cache.get(
+            self, (self.pos_embed, ), (tuple(hw), x.dtype),
+            lambda: resize_pos_embed(self.pos_embed, self.grid_shape, hw, self.num_extra_tokens).to(x.dtype))
         if x.shape[1] == pos.shape[1] - self.num_extra_tokens:  # no extra tokens in x: skip their slots
             pos = pos[:, self.num_extra_tokens:]
         return self.drop(x + pos)

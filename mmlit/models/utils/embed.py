@@ -1,5 +1,5 @@
 """Resizing of learnable position embeddings and relative position bias tables."""
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -48,14 +48,21 @@ def resize_rel_pos_table(table: torch.Tensor, src_shape: Sequence[int],
     return grid[0]
 
 
-def rel_pos_bias_from_table(table: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+def rel_pos_bias_from_table(table: torch.Tensor, hw: Tuple[int, int],
+                            rows: Optional[Tuple[int, int]] = None) -> torch.Tensor:
     """Expand a (heads, 2H-1, 2W-1) table into the (heads, H*W, H*W) attention bias of an HxW grid.
 
     Entry [h, (y1, x1), (y2, x2)] is ``table[h, y1 - y2 + H - 1, x1 - x2 + W - 1]``. For a query at
     (y1, x1) the keys read one HxW window of the flipped table, so the bias is a strided view of the table
     (``unfold``) made contiguous once, with no index tensor and no gather.
+
+    Args:
+        rows (tuple[int], optional): (start, stop): only the queries of grid rows start..stop-1, giving
+            (heads, (stop - start) * W, H*W). Defaults to all rows.
     """
     H, W = hw
+    start, stop = rows if rows is not None else (0, H)
     flipped = table.flip(-2, -1)
     windows = flipped.unfold(1, H, 1).unfold(2, W, 1)  # (heads, H, W, H, W): [h, H-1-y1, W-1-x1, y2, x2]
-    return windows.flip(1, 2).reshape(table.shape[0], H * W, H * W)
+    windows = windows[:, H - stop:H - start]
+    return windows.flip(1, 2).reshape(table.shape[0], (stop - start) * W, H * W)

@@ -1,0 +1,44 @@
+"""Caching of tensors that depend only on parameters and the input size, for inference."""
+from typing import Callable, Hashable, Sequence
+
+import torch
+import torch.nn as nn
+
+
+class ParamCache:
+    """Remembers the last value of ``compute()`` for one key, while the parameters it reads are unchanged.
+
+    Used for the resized position embeddings and relative position biases, which depend only on the
+    parameters and the token grid: in eval mode they are computed once per input size. Nothing is cached
+    (``compute()`` runs every time) when the module is training, when autograd would need the graph
+    (grad enabled and a parameter requiring grad), or while ``torch.compile`` traces, so gradients and
+    compiled graphs are those of the uncached computation.
+
+    A parameter counts as changed when its storage or its version counter changes: optimizer steps,
+    ``load_state_dict``, in-place edits under ``no_grad`` and ``.to()``/``.cuda()`` all change one of them.
+    The cache is a plain attribute, never part of a state dict.
+    """
+
+    def __init__(self):
+        self.key = None
+        self.value = None
+
+    @staticmethod
+    def usable(module: nn.Module, params: Sequence[torch.Tensor]) -> bool:
+        if module.training or torch.compiler.is_compiling():
+            return False
+        return not (torch.is_grad_enabled() and any(p.requires_grad for p in params))
+
+    def get(self, module: nn.Module, params: Sequence[torch.Tensor], key: Hashable,
+            compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        if not self.usable(module, params):
+            return compute()
+        full_key = (key, ) + tuple((p.data_ptr(), p._version, p.device, p.dtype) for p in params)
+        if full_key != self.key:
+            self.key, self.value = None, None  # free the old value before computing the new one
+            self.value = compute()
+            self.key = full_key
+        return self.value
+
+    def clear(self) -> None:
+        self.key, self.value = None, None

@@ -1,0 +1,146 @@
+"""The model that the analysis tools (``get_flops.py``, ``benchmark.py``) measure, and its inputs.
+
+A *target* is either a LIT arch name (``ti``, ``s``, ``m``, ``b`` or a long name): the bare backbone with
+all four outputs; or a config file: the whole detector, segmentor or classifier it builds (the config's
+``default_scope`` says which). Inputs are random images, already normalised, with data samples carrying
+what the model needs for a forward pass and, for a training step, random ground truth.
+"""
+import os.path as osp
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.registry import DefaultScope, init_default_scope
+
+
+def is_config(target: str) -> bool:
+    return target.endswith('.py') or osp.isfile(target)
+
+
+def build_target(target: str, cfg_options: Optional[dict] = None, **backbone_kwargs) -> nn.Module:
+    """Build a LIT backbone from an arch name or a whole model from a config, weights random."""
+    if not is_config(target):
+        from mmlit.models import LIT
+        kwargs = dict(out_indices=(0, 1, 2, 3))
+        kwargs.update(backbone_kwargs)
+        model = LIT(arch=target, **kwargs)
+        model.init_weights()
+        return model
+    cfg = Config.fromfile(target)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    scope = cfg.get('default_scope', 'mmlit')
+    init_default_scope(scope)
+    _drop_pretrained(cfg.model)
+    with DefaultScope.overwrite_default_scope(scope):
+        from mmengine.registry import MODELS
+        model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.default_scope = scope
+    return model
+
+
+def _drop_pretrained(model_cfg) -> None:
+    """Analysis needs no weights: keep configs from reading checkpoint files that may not exist."""
+    for key in ('backbone', ):
+        sub = model_cfg.get(key)
+        if sub is not None and isinstance(sub.get('init_cfg'), dict) and \
+                sub['init_cfg'].get('type') == 'Pretrained':
+            sub['init_cfg'] = None
+
+
+def task_of(model: nn.Module) -> str:
+    """``backbone``, ``mmdet``, ``mmseg`` or ``mmpretrain``."""
+    return getattr(model, 'default_scope', 'backbone')
+
+
+def dummy_batch(model: nn.Module, batch: int, shape: Sequence[int], with_gt: bool = False,
+                device: str = 'cpu', seed: int = 0) -> Tuple[torch.Tensor, Optional[List]]:
+    """Random normalised images (batch, 3, H, W) and data samples for ``model``'s task."""
+    gen = torch.Generator().manual_seed(seed)
+    H, W = shape
+    inputs = torch.randn(batch, 3, H, W, generator=gen).to(device)
+    task = task_of(model)
+    if task == 'backbone':
+        return inputs, None
+    meta = dict(img_shape=(H, W), ori_shape=(H, W), pad_shape=(H, W), batch_input_shape=(H, W),
+                scale_factor=(1., 1.))
+    samples = []
+    for _ in range(batch):
+        if task == 'mmdet':
+            samples.append(_det_sample(model, meta, gen, with_gt))
+        elif task == 'mmseg':
+            samples.append(_seg_sample(model, meta, gen, with_gt))
+        else:
+            from mmpretrain.structures import DataSample
+            sample = DataSample(metainfo=meta)
+            if with_gt:
+                num_classes = model.head.num_classes
+                sample.set_gt_label(int(torch.randint(num_classes, (1, ), generator=gen)))
+            samples.append(sample)
+    return inputs, [s.to(device) for s in samples]
+
+
+def _det_sample(model, meta, gen, with_gt):
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.mask import BitmapMasks
+    from mmengine.structures import InstanceData
+    sample = DetDataSample(metainfo=meta)
+    if with_gt:
+        H, W = meta['img_shape']
+        num = 3
+        xy = torch.rand(num, 2, generator=gen) * torch.tensor([W * .6, H * .6])
+        wh = (torch.rand(num, 2, generator=gen) * .3 + .1) * torch.tensor([W, H])
+        boxes = torch.cat((xy, xy + wh), dim=1)
+        gt = InstanceData(bboxes=boxes, labels=torch.zeros(num, dtype=torch.long))
+        if getattr(model, 'with_mask', False):
+            masks = torch.zeros(num, H, W, dtype=torch.uint8)
+            for i, (x0, y0, x1, y1) in enumerate(boxes.long().tolist()):
+                masks[i, y0:y1, x0:x1] = 1
+            gt.masks = BitmapMasks(masks.numpy(), H, W)
+        sample.gt_instances = gt
+    return sample
+
+
+def _seg_sample(model, meta, gen, with_gt):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    sample = SegDataSample(metainfo=meta)
+    if with_gt:
+        H, W = meta['img_shape']
+        num_classes = model.decode_head.num_classes
+        sample.gt_sem_seg = PixelData(data=torch.randint(num_classes, (1, H, W), generator=gen))
+    return sample
+
+
+class TensorForward(nn.Module):
+    """``model`` as a module of its image tensor alone: the backbone, or the model's ``_forward``
+    (backbone, neck and heads, no post-processing) with fixed data samples. For tracing."""
+
+    def __init__(self, model: nn.Module, data_samples: Optional[List] = None):
+        super().__init__()
+        self.model = model
+        self.data_samples = data_samples
+
+    def forward(self, inputs: torch.Tensor):
+        if self.data_samples is None:
+            return self.model(inputs)
+        return self.model._forward(inputs, self.data_samples)
+
+
+def run_step(model: nn.Module, inputs: torch.Tensor, data_samples: Optional[List], train: bool):
+    """One inference pass (``predict`` for a whole model) or one training step's forward and backward
+    (``loss`` for a whole model, a sum over the outputs for a backbone)."""
+    if not train:
+        with torch.no_grad():
+            if data_samples is None:
+                return model(inputs)
+            return model.predict(inputs, data_samples)
+    if data_samples is None:
+        outs = model(inputs)
+        loss = sum(out.float().mean() for out in outs)
+    else:
+        loss, _ = model.parse_losses(model.loss(inputs, data_samples))
+    loss.backward()
+    return loss

@@ -1,0 +1,274 @@
+"""Speed and memory of a LIT backbone (by arch) or of a config's whole model, measured side by side.
+
+    python tools/analysis_tools/benchmark.py s --batch 1 --shape 800 1216
+    python tools/analysis_tools/benchmark.py ti --batch 8 --shape 224 --train --batch 2
+    python tools/analysis_tools/benchmark.py ti --dtype bf16 --compile
+    python tools/analysis_tools/benchmark.py configs/retinanet_lit_ti_fpn_1x_coco.py --shape 800 1216
+    python tools/analysis_tools/benchmark.py --ops      # DTM vs mmcv deform conv, SDPA vs plain attention
+
+Every measurement runs in a fresh process (so its peak memory is its own): the model is built with random
+weights, run ``--warmup`` times, then timed ``--repeat`` times; the tool prints the median latency and
+its spread, throughput, peak memory (CPU: the process's RSS high-water mark, imports included, and the
+part added by the runs; CUDA: max allocated), and the achieved FLOP/s as a fraction of this machine's fp32
+matmul peak, which it measures in the same run. ``--train`` times a training step (forward, backward)
+in train mode; otherwise inference in eval mode without gradients.
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import nullcontext
+
+import torch
+
+DTYPES = dict(fp32=None, bf16=torch.bfloat16, fp16=torch.float16)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Benchmark LIT models and ops')
+    parser.add_argument('targets', nargs='*', help='LIT archs (ti, s, m, b) and/or config files')
+    parser.add_argument('--batch', type=int, default=8)
+    parser.add_argument('--shape', type=int, nargs='+', default=[224, 224], help='input size: S or H W')
+    parser.add_argument('--train', action='store_true', help='time a training step (fwd + bwd)')
+    parser.add_argument('--dtype', choices=list(DTYPES), default='fp32', help='autocast dtype')
+    parser.add_argument('--compile', action='store_true', help='torch.compile the model first')
+    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--repeat', type=int, default=10)
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: all)')
+    parser.add_argument('--ops', action='store_true',
+                        help='also compare the DTM with mmcv.ops.deform_conv2d and SDPA attention with '
+                        'a plain softmax(QK^T + B)V')
+    parser.add_argument('--ops-dtm', type=int, nargs=4, default=[2, 64, 200, 304], metavar=('B', 'C', 'H', 'W'),
+                        help='DTM input for --ops (default: 2 64 200 304)')
+    parser.add_argument('--ops-attn', type=int, nargs=5, default=[1, 12, 50, 76, 32],
+                        metavar=('B', 'HEADS', 'H', 'W', 'HEAD_DIM'),
+                        help='attention input for --ops (default: LIT-S stage 3 at 800x1216)')
+    parser.add_argument('--json', help='also write the results to this file')
+    parser.add_argument('--child', help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.shape = args.shape * 2 if len(args.shape) == 1 else args.shape
+    if len(args.shape) != 2:
+        parser.error(f'--shape takes one or two sizes, got {args.shape}')
+    if not args.targets and not args.ops:
+        parser.error('name at least one target (arch or config), or --ops')
+    return args
+
+
+def sync(device: str) -> None:
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def time_fn(fn, warmup: int, repeat: int, device: str):
+    """Seconds per call of ``fn`` over ``repeat`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def matmul_peak(device: str, n: int = 2048, repeat: int = 10) -> float:
+    """This machine's fp32 matmul FLOP/s (best of ``repeat``)."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    times = time_fn(lambda: torch.mm(a, b), 2, repeat, device)
+    return 2 * n**3 / min(times)
+
+
+def peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def summarise(times):
+    times = sorted(times)
+    q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+    return dict(median=statistics.median(times), q1=q[0], q3=q[2], min=times[0], max=times[-1])
+
+
+# ----------------------------------------------------------------------------------------------------
+# one model, in its own process
+
+
+def measure_model(args) -> dict:
+    from mmlit.utils.analysis import build_target, dummy_batch, run_step
+    target = args.child
+    model = build_target(target).to(args.device)
+    model.train(args.train)
+    inputs, samples = dummy_batch(model, args.batch, args.shape, with_gt=args.train, device=args.device)
+    runner = model
+    if args.compile:
+        runner = torch.compile(model)
+    rss_before = peak_rss_bytes()
+    if args.device.startswith('cuda'):
+        torch.cuda.reset_peak_memory_stats()
+    dtype = DTYPES[args.dtype]
+    device_type = 'cuda' if args.device.startswith('cuda') else 'cpu'
+
+    def step():
+        ctx = torch.autocast(device_type, dtype=dtype) if dtype is not None else nullcontext()
+        with ctx:
+            out = run_step(runner, inputs, samples, args.train)
+        if args.train:
+            model.zero_grad(set_to_none=True)
+        return out
+
+    times = time_fn(step, args.warmup, args.repeat, args.device)
+    result = dict(target=target, times=times, rss_before=rss_before, rss_peak=peak_rss_bytes())
+    if args.device.startswith('cuda'):
+        result['cuda_peak'] = torch.cuda.max_memory_allocated()
+    return result
+
+
+def run_child(args, target: str) -> dict:
+    argv = [sys.executable, os.path.abspath(__file__), '--child', target, '--batch', str(args.batch),
+            '--shape', *map(str, args.shape), '--dtype', args.dtype, '--warmup', str(args.warmup),
+            '--repeat', str(args.repeat), '--device', args.device]
+    if args.train:
+        argv.append('--train')
+    if args.compile:
+        argv.append('--compile')
+    if args.threads:
+        argv += ['--threads', str(args.threads)]
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith('{')]
+    if proc.returncode or not lines:
+        raise SystemExit(f'benchmark of {target} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}')
+    return json.loads(lines[-1])
+
+
+def model_flops(target: str, shape) -> float:
+    """Multiply-adds of one image's inference pass (see get_flops.py)."""
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    from mmlit.utils.analysis import TensorForward, build_target, dummy_batch
+    from mmlit.utils.flops import flop_analyzer
+    MMLogger.get_current_instance().setLevel(logging.WARNING)
+    model = build_target(target).eval()
+    inputs, samples = dummy_batch(model, 1, shape)
+    with torch.no_grad():
+        return float(flop_analyzer(TensorForward(model, samples), inputs).total())
+
+
+# ----------------------------------------------------------------------------------------------------
+# ops side by side
+
+
+def measure_ops(args) -> list:
+    from mmcv.ops import deform_conv2d
+
+    from mmlit.ops import deform_conv2d_k2s2
+    from mmlit.models.utils import rel_pos_bias_from_table
+    rows = []
+    B, C, H, W = args.ops_dtm
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(B, C, H, W, generator=gen).to(args.device).requires_grad_()
+    offset = (torch.randn(B, 8, H // 2, W // 2, generator=gen) * 2).to(args.device).requires_grad_()
+    weight = (torch.randn(C, C, 2, 2, generator=gen) * .05).to(args.device).requires_grad_()
+    bias = torch.zeros(C, device=args.device, requires_grad=True)
+
+    def ours():
+        deform_conv2d_k2s2(x, offset, weight, bias).sum().backward()
+
+    def mmcv():
+        (deform_conv2d(x, offset, weight, stride=2) + bias.view(1, -1, 1, 1)).sum().backward()
+
+    t_ours = time_fn(ours, 2, args.repeat, args.device)
+    t_mmcv = time_fn(mmcv, 2, args.repeat, args.device)
+    rows.append((f'DTM fwd+bwd {B}x{C}x{H}x{W} -> {H // 2}x{W // 2}', 'mmlit grid_sample + conv',
+                 'mmcv.ops.deform_conv2d', t_ours, t_mmcv))
+
+    B, heads, h, w, d = args.ops_attn
+    N = h * w
+    q, k, v = (torch.randn(B, heads, N, d, generator=gen).to(args.device) for _ in range(3))
+    table = torch.randn(heads, 2 * h - 1, 2 * w - 1, generator=gen).to(args.device)
+    # the plain way: an index tensor gathers the bias, attention matrix materialised
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing='ij')
+    coords = torch.stack((ys.flatten(), xs.flatten()))
+    rel = coords[:, :, None] - coords[:, None, :]
+    index = ((rel[0] + h - 1) * (2 * w - 1) + rel[1] + w - 1).to(args.device)
+
+    def sdpa():
+        with torch.no_grad():
+            bias = rel_pos_bias_from_table(table, (h, w))
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+
+    def plain():
+        with torch.no_grad():
+            bias = table.flatten(1)[:, index.view(-1)].view(heads, N, N)
+            attn = (q * d**-0.5) @ k.transpose(-2, -1) + bias
+            return attn.softmax(-1) @ v
+
+    torch.testing.assert_close(sdpa(), plain(), rtol=1e-4, atol=1e-4)
+    t_sdpa = time_fn(sdpa, 2, args.repeat, args.device)
+    t_plain = time_fn(plain, 2, args.repeat, args.device)
+    rows.append((f'attention + rel. bias, {B}x{heads} heads, N={h}x{w}, d={d}',
+                 'unfold bias + SDPA', 'gather bias + softmax(QK^T+B)V', t_sdpa, t_plain))
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.child:
+        print(json.dumps(measure_model(args)))
+        return
+
+    peak = matmul_peak(args.device)
+    threads = torch.get_num_threads()
+    print(f'device: {args.device}  threads: {threads}  torch {torch.__version__}')
+    print(f'fp32 matmul peak (2048^3, best of 10): {peak / 1e9:.1f} GFLOP/s')
+    results = []
+    mode = 'train step' if args.train else 'inference'
+    for target in args.targets:
+        res = run_child(args, target)
+        stats = summarise(res['times'])
+        macs = model_flops(target, args.shape) * args.batch
+        flops = 2 * macs * (3 if args.train else 1)  # backward ~ 2x forward
+        achieved = flops / stats['median']
+        mem = (f"peak RSS {res['rss_peak'] / 2**30:.2f} GiB (+{(res['rss_peak'] - res['rss_before']) / 2**30:.2f}"
+               f' GiB during the runs)')
+        if 'cuda_peak' in res:
+            mem = f"CUDA max allocated {res['cuda_peak'] / 2**30:.2f} GiB"
+        print(f"{target} | {mode} | batch {args.batch} x 3 x {args.shape[0]} x {args.shape[1]} | {args.dtype}"
+              f"{' | compiled' if args.compile else ''}\n"
+              f"  latency: median {stats['median'] * 1e3:.1f} ms (IQR {stats['q1'] * 1e3:.1f}-"
+              f"{stats['q3'] * 1e3:.1f}, min {stats['min'] * 1e3:.1f}, max {stats['max'] * 1e3:.1f}; "
+              f'{args.repeat} runs after {args.warmup} warm-up)\n'
+              f"  throughput: {args.batch / stats['median']:.1f} img/s\n"
+              f'  memory: {mem}\n'
+              f'  compute: {macs / args.batch / 1e9:.2f} GMACs/img, achieved {achieved / 1e9:.1f} GFLOP/s = '
+              f'{100 * achieved / peak:.0f}% of the fp32 matmul peak')
+        results.append(dict(target=target, mode=mode, batch=args.batch, shape=args.shape, dtype=args.dtype,
+                            compile=args.compile, **stats, throughput=args.batch / stats['median'],
+                            rss_peak=res['rss_peak'], rss_before=res['rss_before'],
+                            cuda_peak=res.get('cuda_peak'), gflops_per_s=achieved / 1e9,
+                            peak_fraction=achieved / peak))
+    if args.ops:
+        for name, ours, theirs, t_ours, t_theirs in measure_ops(args):
+            a, b = statistics.median(t_ours), statistics.median(t_theirs)
+            print(f'{name}\n  {ours}: {a * 1e3:.1f} ms | {theirs}: {b * 1e3:.1f} ms | '
+                  f'ratio {b / a:.2f}x faster')
+            results.append(dict(op=name, ours_s=a, reference_s=b, speedup=b / a))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(dict(matmul_peak=peak, results=results), f, indent=1)
+
+
+if __name__ == '__main__':
+    main()
