@@ -54,7 +54,7 @@ def parse_args(argv=None):
     args.shape = args.shape * 2 if len(args.shape) == 1 else args.shape
     if len(args.shape) != 2:
         parser.error(f'--shape takes one or two sizes, got {args.shape}')
-    if not args.targets and not args.ops:
+    if not args.targets and not args.ops and not args.child:
         parser.error('name at least one target (arch or config), or --ops')
     return args
 
@@ -86,7 +86,16 @@ def matmul_peak(device: str, n: int = 2048, repeat: int = 10) -> float:
 
 
 def peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """This process's RSS high-water mark. VmHWM belongs to the process image, whereas ``ru_maxrss`` also
+    carries over the parent's peak at fork time."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # not Linux: the best there is
 
 
 def summarise(times):

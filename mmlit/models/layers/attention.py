@@ -16,8 +16,8 @@ class GlobalMultiheadAttention(BaseModule):
     position bias: a table for the token grid of the pretraining resolution, resized (bicubic) to the
     (2H-1) x (2W-1) relative offsets of the actual H x W grid, as LIT-S/M/B do.
 
-    The bias is never gathered through an index tensor: it is a strided window of the resized table
-    (see :func:`rel_pos_bias_from_table`). In eval mode the resized table is computed once per grid size
+    The bias is never gathered through an index tensor: with the keys in reverse order it is a strided
+    window of the resized table (see :func:`rel_pos_bias_from_table`). In eval mode the resized table is computed once per grid size
     and kept (:class:`ParamCache`), and so is the whole (heads, N, N) bias while it is at most
     ``bias_cache_bytes``. Larger biases (detection resolutions) are never built whole: the queries are
     processed in blocks of rows, each with its own slice of the bias of at most ``bias_block_bytes``, so
@@ -64,7 +64,7 @@ class GlobalMultiheadAttention(BaseModule):
         self._bias_cache = ParamCache()
 
     bias_cache_bytes = 32 * 2**20
-    bias_block_bytes = 8 * 2**20
+    bias_block_bytes = 32 * 2**20
 
     def init_weights(self) -> None:
         super().init_weights()
@@ -102,12 +102,17 @@ class GlobalMultiheadAttention(BaseModule):
         if self.relative_position_bias_table is None:
             x = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
         else:
+            # keys (and values) in reverse order: the bias is then a plain window of the table. The
+            # mask goes in 4-D, (1, heads, L, S): CPU SDPA then takes its flash kernel, while a 3-D mask
+            # falls back to the math path (5x slower at detection sizes, attention matrix materialised)
+            k, v = k.flip(2), v.flip(2)
             table = self.resized_table(hw, q.dtype)
             total = self._bias_bytes(hw, table)
             if total <= self.bias_cache_bytes:
-                bias = self._bias_cache.get(self, (self.relative_position_bias_table, ), (hw, q.dtype),
-                                            lambda: rel_pos_bias_from_table(table, hw))
-                x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p)
+                bias = self._bias_cache.get(
+                    self, (self.relative_position_bias_table, ), (hw, q.dtype),
+                    lambda: rel_pos_bias_from_table(table, hw, reversed_keys=True))
+                x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[None], dropout_p=dropout_p)
             else:
                 rows = max(1, self.bias_block_bytes // (total // hw[0]))
                 x = self._blockwise_attention(q, k, v, table, hw, dropout_p, rows)
@@ -116,14 +121,19 @@ class GlobalMultiheadAttention(BaseModule):
 
     @staticmethod
     def _blockwise_attention(q, k, v, table, hw, dropout_p, rows):
-        """Attention over blocks of ``rows`` query rows, each with its own slice of the bias."""
+        """Attention over blocks of ``rows`` query rows, each with its own slice of the bias (keys in
+        reverse order)."""
         H, W = hw
+        q = q.contiguous()  # k and v are already, being flipped copies
+        # without autograd one buffer serves every block (a fresh large allocation per block costs
+        # more in page faults than the copy itself)
+        buffer = None if torch.is_grad_enabled() else table.new_empty(table.shape[0] * rows * W * H * W)
         outs = []
         for start in range(0, H, rows):
             stop = min(start + rows, H)
-            bias = rel_pos_bias_from_table(table, hw, rows=(start, stop))
+            bias = rel_pos_bias_from_table(table, hw, rows=(start, stop), reversed_keys=True, out=buffer)
             outs.append(F.scaled_dot_product_attention(
-                q[:, :, start * W:stop * W], k, v, attn_mask=bias, dropout_p=dropout_p))
+                q[:, :, start * W:stop * W], k, v, attn_mask=bias[None], dropout_p=dropout_p))
         return torch.cat(outs, dim=2)
 
     def _resize_table_on_load(self, state_dict, prefix, *args, **kwargs):

@@ -21,11 +21,26 @@ def _ffn(embed_dims: int, mlp_ratio: float, drop_rate: float, drop_path_rate: fl
         add_identity=True)
 
 
+def _mlp(ffn: FFN, norm: torch.nn.Module, x: torch.Tensor, chunk_tokens: int) -> torch.Tensor:
+    """``x + MLP(LN(x))``; without autograd, over chunks of ``chunk_tokens`` tokens.
+
+    At detection sizes the hidden activations of the early stages are large (LIT-Ti stage 1 at 800x1216:
+    60800 x 512 floats, 124 MB). Chunked, each hidden block stays in cache between the two linear layers
+    and the GELU, and no large buffer is allocated (and page-faulted in) per block. Tokens are independent
+    in an MLP, so the result is the same.
+    """
+    if torch.is_grad_enabled() or x.shape[1] <= chunk_tokens or torch.compiler.is_compiling():
+        return ffn(norm(x), identity=x)
+    return torch.cat([ffn(norm(part), identity=part) for part in x.split(chunk_tokens, dim=1)], dim=1)
+
+
 class MLPBlock(BaseModule):
     """Pre-norm MLP with a residual connection and stochastic depth; no attention.
 
-    ``x + DropPath(MLP(LN(x)))``.
+    ``x + DropPath(MLP(LN(x)))``. Inference runs over chunks of ``chunk_tokens`` tokens (see ``_mlp``).
     """
+
+    chunk_tokens = 2048
 
     def __init__(self,
                  embed_dims: int,
@@ -39,7 +54,7 @@ class MLPBlock(BaseModule):
         self.ffn = _ffn(embed_dims, mlp_ratio, drop_rate, drop_path_rate)
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-        return self.ffn(self.norm(x), identity=x)
+        return _mlp(self.ffn, self.norm, x, self.chunk_tokens)
 
 
 class MSABlock(BaseModule):
@@ -47,6 +62,8 @@ class MSABlock(BaseModule):
 
     ``x = x + DropPath(MSA(LN(x)))``, ``x = x + DropPath(MLP(LN(x)))``.
     """
+
+    chunk_tokens = 2048
 
     def __init__(self,
                  embed_dims: int,
@@ -70,4 +87,4 @@ class MSABlock(BaseModule):
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x), hw))
-        return self.ffn(self.norm2(x), identity=x)
+        return _mlp(self.ffn, self.norm2, x, self.chunk_tokens)

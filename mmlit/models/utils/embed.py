@@ -48,21 +48,33 @@ def resize_rel_pos_table(table: torch.Tensor, src_shape: Sequence[int],
     return grid[0]
 
 
-def rel_pos_bias_from_table(table: torch.Tensor, hw: Tuple[int, int],
-                            rows: Optional[Tuple[int, int]] = None) -> torch.Tensor:
+def rel_pos_bias_from_table(table: torch.Tensor,
+                            hw: Tuple[int, int],
+                            rows: Optional[Tuple[int, int]] = None,
+                            reversed_keys: bool = False,
+                            out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Expand a (heads, 2H-1, 2W-1) table into the (heads, H*W, H*W) attention bias of an HxW grid.
 
-    Entry [h, (y1, x1), (y2, x2)] is ``table[h, y1 - y2 + H - 1, x1 - x2 + W - 1]``. For a query at
-    (y1, x1) the keys read one HxW window of the flipped table, so the bias is a strided view of the table
-    (``unfold``) made contiguous once, with no index tensor and no gather.
+    Entry [h, (y1, x1), (y2, x2)] is ``table[h, y1 - y2 + H - 1, x1 - x2 + W - 1]``: no index tensor and
+    no gather is needed. With the keys in reverse order (key (a, b) standing for (H-1-a, W-1-b)), the
+    entry is ``table[h, y1 + a, x1 + b]``: for each query an HxW window of the table, which ``unfold``
+    gives as a strided view. The result is that view made contiguous once (the only copy).
 
     Args:
         rows (tuple[int], optional): (start, stop): only the queries of grid rows start..stop-1, giving
             (heads, (stop - start) * W, H*W). Defaults to all rows.
+        reversed_keys (bool): Give the bias for keys in reverse (flattened) order, as
+            :class:`GlobalMultiheadAttention` uses it; it saves a flip of the whole bias.
+        out (Tensor, optional): A 1-D buffer with room for the result, which is written to its start
+            (``reversed_keys`` only). Reusing one buffer for many blocks spares the page faults of a
+            fresh large allocation per block; not for tensors autograd needs.
     """
     H, W = hw
     start, stop = rows if rows is not None else (0, H)
-    flipped = table.flip(-2, -1)
-    windows = flipped.unfold(1, H, 1).unfold(2, W, 1)  # (heads, H, W, H, W): [h, H-1-y1, W-1-x1, y2, x2]
-    windows = windows[:, H - stop:H - start]
-    return windows.flip(1, 2).reshape(table.shape[0], (stop - start) * W, H * W)
+    windows = table.unfold(1, H, 1).unfold(2, W, 1)  # (heads, H, W, H, W): [h, y1, x1, a, b]
+    windows = windows[:, start:stop]
+    shape = (table.shape[0], (stop - start) * W, H * W)
+    if out is not None and reversed_keys:
+        return out[:windows.numel()].view(windows.shape).copy_(windows).view(shape)
+    bias = windows.reshape(shape)
+    return bias if reversed_keys else bias.flip(-1)

@@ -47,9 +47,15 @@ def test_sdpa_equals_plain_attention(rel_pos, hw):
 def test_bias_rows_are_slices_of_the_full_bias():
     table = torch.randn(2, 2 * 6 - 1, 2 * 5 - 1)
     full = rel_pos_bias_from_table(table, (6, 5))
+    buffer = torch.empty(2 * 6 * 5 * 30)
     for start, stop in [(0, 1), (2, 4), (5, 6), (0, 6)]:
-        torch.testing.assert_close(rel_pos_bias_from_table(table, (6, 5), rows=(start, stop)),
-                                   full[:, start * 5:stop * 5])
+        part = full[:, start * 5:stop * 5]
+        torch.testing.assert_close(rel_pos_bias_from_table(table, (6, 5), rows=(start, stop)), part)
+        # keys in reverse order, into a reused buffer
+        for out in (None, buffer):
+            torch.testing.assert_close(
+                rel_pos_bias_from_table(table, (6, 5), rows=(start, stop), reversed_keys=True, out=out),
+                part.flip(-1))
 
 
 @pytest.mark.parametrize('train', [False, True])
@@ -69,9 +75,9 @@ def test_blockwise_attention_equals_whole(monkeypatch, train):
     calls = []
     real = rel_pos_bias_from_table
 
-    def spy(table, hw, rows=None):
+    def spy(table, hw, rows=None, **kwargs):
         calls.append(rows)
-        return real(table, hw, rows=rows)
+        return real(table, hw, rows=rows, **kwargs)
 
     monkeypatch.setattr('mmlit.models.layers.attention.rel_pos_bias_from_table', spy)
     out_blocks = attn(x, hw)

@@ -1,0 +1,91 @@
+"""tools/analysis_tools and tools/deployment run and print what they promise (no timings asserted)."""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+# the LIT paper's GFLOPs at 224x224
+PAPER_GFLOPS = dict(ti=3.6, s=4.1, m=8.6, b=15.0)
+
+
+def run_tool(*args, timeout=600):
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.mark.parametrize('arch', ['ti', 's', 'm', 'b'])
+def test_flops_match_the_paper(arch):
+    import logging
+
+    import torch
+    from mmengine.logging import MMLogger
+
+    from mmlit.utils.analysis import build_target
+    from mmlit.utils.flops import flop_analyzer
+    MMLogger.get_current_instance().setLevel(logging.WARNING)
+    model = build_target(arch, out_indices=(3, )).eval()
+    with torch.no_grad():
+        analyzer = flop_analyzer(model, torch.randn(1, 3, 224, 224))
+    gflops = analyzer.total() / 1e9
+    assert abs(gflops - PAPER_GFLOPS[arch]) / PAPER_GFLOPS[arch] < 0.05, gflops
+    by_op = analyzer.by_operator()
+    assert by_op['scaled_dot_product_attention'] > 0 and by_op['grid_sampler'] > 0
+
+
+def test_sdpa_flops_count_both_matmuls():
+    import torch
+    import torch.nn.functional as F
+
+    from mmlit.utils.flops import flop_analyzer
+
+    class Attn(torch.nn.Module):
+
+        def forward(self, q):
+            return F.scaled_dot_product_attention(q, q, q)
+
+    q = torch.randn(2, 3, 10, 8)
+    assert flop_analyzer(Attn(), q).total() == 2 * 3 * 10 * 10 * (8 + 8)
+
+
+def test_get_flops_tool_on_arch_and_config():
+    out = run_tool('tools/analysis_tools/get_flops.py', 'ti', '--table', '--depth', '1')
+    assert 'FLOPs (multiply-adds): 3.62 G' in out and 'Params: 19.37 M' in out and 'stages' in out
+    out = run_tool('tools/analysis_tools/get_flops.py', 'configs/toy/retinanet_lit_ti_fpn_toy_shapes.py',
+                   '--shape', '128')
+    assert 'FLOPs (multiply-adds):' in out and 'Input shape: (1, 3, 128, 128)' in out
+
+
+def test_benchmark_tool(tmp_path):
+    out_json = str(tmp_path / 'bench.json')
+    out = run_tool('tools/analysis_tools/benchmark.py', 'ti', 'configs/toy/fpn_lit_ti_toy_shapes.py',
+                   '--batch', '1', '--shape', '64', '--warmup', '1', '--repeat', '2', '--train', '--ops',
+                   '--ops-dtm', '1', '8', '16', '24', '--ops-attn', '1', '2', '6', '8', '8', '--json', out_json)
+    assert 'fp32 matmul peak' in out and 'train step' in out and 'peak RSS' in out
+    assert 'of the fp32 matmul peak' in out and 'faster' in out
+    with open(out_json) as f:
+        results = json.load(f)
+    assert results['matmul_peak'] > 0
+    models = [r for r in results['results'] if 'target' in r]
+    ops = [r for r in results['results'] if 'op' in r]
+    assert [r['target'] for r in models] == ['ti', 'configs/toy/fpn_lit_ti_toy_shapes.py']
+    assert all(r['median'] > 0 and r['rss_peak'] > r['rss_before'] > 0 for r in models)
+    assert len(ops) == 2 and all(r['speedup'] > 0 for r in ops)
+
+
+def test_benchmark_inference_bf16(tmp_path):
+    out = run_tool('tools/analysis_tools/benchmark.py', 's', '--batch', '1', '--shape', '64', '--warmup', '1',
+                   '--repeat', '2', '--dtype', 'bf16')
+    assert 'inference' in out and 'bf16' in out
+
+
+def test_pytorch2onnx_tool(tmp_path):
+    pytest.importorskip('onnxruntime')
+    onnx_file = str(tmp_path / 'lit_ti.onnx')
+    out = run_tool('tools/deployment/pytorch2onnx.py', 'ti', '--shape', '64', '96', '--out', onnx_file)
+    assert osp.getsize(onnx_file) > 1e6
+    assert 'onnxruntime vs PyTorch' in out
