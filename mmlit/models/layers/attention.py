@@ -112,7 +112,13 @@ class GlobalMultiheadAttention(BaseModule):
                 bias = self._bias_cache.get(
                     self, (self.relative_position_bias_table, ), (hw, q.dtype),
                     lambda: rel_pos_bias_from_table(table, hw, reversed_keys=True))
-                x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[None], dropout_p=dropout_p)
+                if torch.compiler.is_exporting():
+                    # torch.export decomposes a masked SDPA into a graph whose strides it then
+                    # mistracks (torch 2.14); the same attention written out exports cleanly
+                    attn = (q * q.shape[-1]**-0.5) @ k.transpose(-2, -1) + bias
+                    x = attn.softmax(dim=-1) @ v
+                else:
+                    x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[None], dropout_p=dropout_p)
             else:
                 rows = max(1, self.bias_block_bytes // (total // hw[0]))
                 x = self._blockwise_attention(q, k, v, table, hw, dropout_p, rows)
