@@ -156,3 +156,25 @@ class GlobalMultiheadAttention(BaseModule):
 
     def extra_repr(self) -> str:
         return f'num_heads={self.num_heads}, rel_pos_table={self.table_shape}'
+
+
+def reference_attention(attn: GlobalMultiheadAttention, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+    """What ``attn(x, hw)`` computes, written the plain way (as the official code does): the bias gathered
+    through an index tensor into (heads, N, N), the attention matrix materialised,
+    ``softmax(QK^T / sqrt(d) + B) V``. Eval mode; for tests and benchmarks of the fast path."""
+    B, N, C = x.shape
+    heads = attn.num_heads
+    q, k, v = attn.qkv(x).reshape(B, N, 3, heads, C // heads).permute(2, 0, 3, 1, 4)
+    logits = (q * (C // heads)**-0.5) @ k.transpose(-2, -1)
+    if attn.relative_position_bias_table is not None:
+        H, W = hw
+        table = resize_rel_pos_table(attn.relative_position_bias_table, attn.table_shape,
+                                     (2 * H - 1, 2 * W - 1)).flatten(1)
+        ys, xs = torch.meshgrid(torch.arange(H, device=x.device), torch.arange(W, device=x.device),
+                                indexing='ij')
+        coords = torch.stack((ys.flatten(), xs.flatten()))
+        rel = coords[:, :, None] - coords[:, None, :]
+        index = (rel[0] + H - 1) * (2 * W - 1) + rel[1] + W - 1
+        logits = logits + table[:, index.view(-1)].view(heads, N, N)
+    out = (logits.softmax(-1) @ v).transpose(1, 2).reshape(B, N, C)
+    return attn.proj(out)

@@ -3,26 +3,8 @@ import pytest
 import torch
 
 from mmlit.models.layers import GlobalMultiheadAttention
+from mmlit.models.layers.attention import reference_attention
 from mmlit.models.utils import rel_pos_bias_from_table
-
-
-def plain_attention(attn: GlobalMultiheadAttention, x, hw):
-    """softmax(QK^T / sqrt(d) + B) V with the bias gathered through an index tensor, as the official
-    code does."""
-    B, N, C = x.shape
-    heads = attn.num_heads
-    q, k, v = attn.qkv(x).reshape(B, N, 3, heads, C // heads).permute(2, 0, 3, 1, 4)
-    logits = (q * (C // heads)**-0.5) @ k.transpose(-2, -1)
-    if attn.relative_position_bias_table is not None:
-        H, W = hw
-        table = attn.resized_table(hw).flatten(1)  # (heads, (2H-1)(2W-1))
-        ys, xs = torch.meshgrid(torch.arange(H), torch.arange(W), indexing='ij')
-        coords = torch.stack((ys.flatten(), xs.flatten()))
-        rel = coords[:, :, None] - coords[:, None, :]
-        index = (rel[0] + H - 1) * (2 * W - 1) + rel[1] + W - 1
-        logits = logits + table[:, index.view(-1)].view(heads, N, N)
-    out = (logits.softmax(-1) @ v).transpose(1, 2).reshape(B, N, C)
-    return attn.proj(out)
 
 
 def make_attention(rel_pos=True, heads=3, dims=24):
@@ -37,11 +19,11 @@ def make_attention(rel_pos=True, heads=3, dims=24):
 
 @pytest.mark.parametrize('rel_pos', [True, False])
 @pytest.mark.parametrize('hw', [(5, 5), (7, 4), (3, 9)])
-def test_sdpa_equals_plain_attention(rel_pos, hw):
+def test_sdpa_equals_reference_attention(rel_pos, hw):
     attn = make_attention(rel_pos).eval()
     x = torch.randn(2, hw[0] * hw[1], 24)
     with torch.no_grad():
-        torch.testing.assert_close(attn(x, hw), plain_attention(attn, x, hw), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(attn(x, hw), reference_attention(attn, x, hw), rtol=1e-5, atol=1e-5)
 
 
 def test_bias_rows_are_slices_of_the_full_bias():
@@ -110,7 +92,7 @@ def test_eval_cache_reuses_and_invalidates(monkeypatch):
         attn.relative_position_bias_table.add_(1.)
         changed = attn(x, (5, 6))
         assert len(calls) == 4
-        torch.testing.assert_close(changed, plain_attention(attn, x, (5, 6)), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(changed, reference_attention(attn, x, (5, 6)), rtol=1e-5, atol=1e-5)
         attn.load_state_dict(make_attention().state_dict())
         attn(x, (5, 6))
         assert len(calls) == 5
