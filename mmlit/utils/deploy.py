@@ -20,8 +20,9 @@ def export_onnx(model: nn.Module, inputs: torch.Tensor, path: str, opset: int = 
         outs = model(inputs)
     outs = outs if isinstance(outs, (tuple, list)) else (outs, )
     names = [f'out{i}' for i in range(len(outs))]
+    # one self-contained file: every LIT is far below ONNX's 2 GB limit
     torch.onnx.export(model, (inputs, ), path, opset_version=opset, input_names=['input'],
-                      output_names=names, dynamo=True, verbose=False)
+                      output_names=names, dynamo=True, external_data=False, verbose=False)
     return names
 
 
