@@ -42,12 +42,10 @@ def build_target(target: str, cfg_options: Optional[dict] = None, **backbone_kwa
 
 
 def _drop_pretrained(model_cfg) -> None:
-    """Analysis needs no weights: keep configs from reading checkpoint files that may not exist."""
-    for key in ('backbone', ):
-        sub = model_cfg.get(key)
-        if sub is not None and isinstance(sub.get('init_cfg'), dict) and \
-                sub['init_cfg'].get('type') == 'Pretrained':
-            sub['init_cfg'] = None
+    """Analysis needs no weights: keep the backbone from reading a checkpoint file that may not exist."""
+    backbone = model_cfg.get('backbone')
+    if backbone is not None and (backbone.get('init_cfg') or {}).get('type') == 'Pretrained':
+        backbone['init_cfg'] = None
 
 
 def task_of(model: nn.Module) -> str:

@@ -10,16 +10,13 @@ DEFAULT_OPSET = 18
 
 
 def export_onnx(model: nn.Module, inputs: torch.Tensor, path: str, opset: int = DEFAULT_OPSET) -> List[str]:
-    """Export ``model`` in eval mode for inputs of ``inputs``'s shape (static: the position embeddings and
+    """Export a LIT backbone ``model`` in eval mode for inputs of ``inputs``'s shape (static: the position embeddings and
     bias tables are resized for that grid). Returns the output names."""
     if opset < 16:
         raise ValueError(f'opset {opset} has no GridSample, which the deformable token merging needs: '
                          'use opset 16 or newer')
     model = model.eval()
-    with torch.no_grad():
-        outs = model(inputs)
-    outs = outs if isinstance(outs, (tuple, list)) else (outs, )
-    names = [f'out{i}' for i in range(len(outs))]
+    names = [f'out{i}' for i in range(len(model.out_indices))]
     # one self-contained file: every LIT is far below ONNX's 2 GB limit
     torch.onnx.export(model, (inputs, ), path, opset_version=opset, input_names=['input'],
                       output_names=names, dynamo=True, external_data=False, verbose=False)

@@ -5,7 +5,7 @@ layers, matmuls, norms and ``grid_sample`` (4 per sampled value: the DTM's bilin
 it this counts ``F.scaled_dot_product_attention``: ``q @ k^T`` and ``attn @ v``, that is
 B x heads x L x S x (d_qk + d_v) multiply-adds, the two attention matmuls the paper counts.
 """
-from typing import Any, List
+from typing import Any, List, Tuple
 
 import torch
 import torch.nn as nn
@@ -32,6 +32,19 @@ def flop_analyzer(module: nn.Module, inputs: torch.Tensor) -> FlopAnalyzer:
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
     return analyzer
+
+
+def analyse_target(target: str, shape, cfg_options=None) -> Tuple[FlopAnalyzer, nn.Module]:
+    """The ``FlopAnalyzer`` of one image's inference pass through a target of
+    :func:`mmlit.utils.analysis.build_target` (an arch, or a config's whole model without
+    post-processing), and the model."""
+    from .analysis import TensorForward, build_target, dummy_batch
+    model = build_target(target, cfg_options).eval()
+    inputs, samples = dummy_batch(model, 1, shape)
+    analyzer = flop_analyzer(TensorForward(model, samples), inputs)
+    with torch.no_grad():
+        analyzer.total()  # trace now, while gradients are off
+    return analyzer, model
 
 
 def count_params(module: nn.Module) -> int:

@@ -161,13 +161,9 @@ def model_flops(target: str, shape) -> float:
 
     from mmengine.logging import MMLogger
 
-    from mmlit.utils.analysis import TensorForward, build_target, dummy_batch
-    from mmlit.utils.flops import flop_analyzer
+    from mmlit.utils.flops import analyse_target
     MMLogger.get_current_instance().setLevel(logging.WARNING)
-    model = build_target(target).eval()
-    inputs, samples = dummy_batch(model, 1, shape)
-    with torch.no_grad():
-        return float(flop_analyzer(TensorForward(model, samples), inputs).total())
+    return float(analyse_target(target, shape)[0].total())
 
 
 # ----------------------------------------------------------------------------------------------------

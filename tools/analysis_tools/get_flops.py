@@ -11,13 +11,11 @@ count covers backbone, neck and heads without post-processing (NMS), as mmdet's 
 import argparse
 import logging
 
-import torch
 from mmengine.analysis.print_helper import complexity_stats_table
 from mmengine.config import DictAction
 from mmengine.logging import MMLogger
 
-from mmlit.utils.analysis import TensorForward, build_target, dummy_batch
-from mmlit.utils.flops import count_params, flop_analyzer
+from mmlit.utils.flops import analyse_target, count_params
 
 
 def parse_args():
@@ -36,11 +34,8 @@ def main():
     if len(shape) != 2:
         raise SystemExit(f'--shape takes one or two sizes, got {args.shape}')
     MMLogger.get_current_instance().setLevel(logging.WARNING)
-    model = build_target(args.target, args.cfg_options).eval()
-    inputs, samples = dummy_batch(model, 1, shape)
-    with torch.no_grad():
-        analyzer = flop_analyzer(TensorForward(model, samples), inputs)
-        flops = analyzer.total()
+    analyzer, model = analyse_target(args.target, shape, args.cfg_options)
+    flops = analyzer.total()
     params = count_params(model)
     line = '=' * 40
     print(f'{line}\nTarget: {args.target}\nInput shape: (1, 3, {shape[0]}, {shape[1]})\n'

@@ -16,9 +16,9 @@ class GlobalMultiheadAttention(BaseModule):
     position bias: a table for the token grid of the pretraining resolution, resized (bicubic) to the
     (2H-1) x (2W-1) relative offsets of the actual H x W grid, as LIT-S/M/B do.
 
-    The bias is never gathered through an index tensor: with the keys in reverse order it is a strided
-    window of the resized table (see :func:`rel_pos_bias_from_table`). In eval mode the resized table is computed once per grid size
-    and kept (:class:`ParamCache`), and so is the whole (heads, N, N) bias while it is at most
+    The bias is never gathered through an index tensor: it is a strided window of the resized table (see
+    :func:`rel_pos_bias_from_table`). In eval mode the resized table is computed once per grid size and
+    kept (:class:`ParamCache`), and so is the whole (heads, N, N) bias while it is at most
     ``bias_cache_bytes``. Larger biases (detection resolutions) are never built whole: the queries are
     processed in blocks of rows, each with its own slice of the bias of at most ``bias_block_bytes``, so
     memory stays bounded and the slices stay in cache.
@@ -82,15 +82,6 @@ class GlobalMultiheadAttention(BaseModule):
 
         return self._table_cache.get(self, (table, ), (hw, dtype), compute)
 
-    def relative_position_bias(self, hw: Tuple[int, int],
-                               dtype: Optional[torch.dtype] = None) -> torch.Tensor:
-        """The (heads, H*W, H*W) bias for an H x W token grid; cached in eval mode while small."""
-        table = self.resized_table(hw, dtype)
-        if self._bias_bytes(hw, table) > self.bias_cache_bytes:
-            return rel_pos_bias_from_table(table, hw)
-        return self._bias_cache.get(self, (self.relative_position_bias_table, ), (hw, dtype),
-                                    lambda: rel_pos_bias_from_table(table, hw))
-
     def _bias_bytes(self, hw: Tuple[int, int], table: torch.Tensor) -> int:
         N = hw[0] * hw[1]
         return self.num_heads * N * N * table.element_size()
@@ -102,16 +93,16 @@ class GlobalMultiheadAttention(BaseModule):
         if self.relative_position_bias_table is None:
             x = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
         else:
-            # keys (and values) in reverse order: the bias is then a plain window of the table. The
-            # mask goes in 4-D, (1, heads, L, S): CPU SDPA then takes its flash kernel, while a 3-D mask
-            # falls back to the math path (5x slower at detection sizes, attention matrix materialised)
-            k, v = k.flip(2), v.flip(2)
+            # The mask goes in 4-D, (1, heads, L, S): CPU SDPA then takes its flash kernel, while a 3-D
+            # mask falls back to the math path (5x slower at detection sizes, attention materialised).
             table = self.resized_table(hw, q.dtype)
             total = self._bias_bytes(hw, table)
-            if total <= self.bias_cache_bytes:
-                bias = self._bias_cache.get(
-                    self, (self.relative_position_bias_table, ), (hw, q.dtype),
-                    lambda: rel_pos_bias_from_table(table, hw, reversed_keys=True))
+            if total > self.bias_cache_bytes:
+                rows = max(1, self.bias_block_bytes // (total // hw[0]))
+                x = self._blockwise_attention(q, k, v, table, hw, dropout_p, rows)
+            else:
+                bias = self._bias_cache.get(self, (self.relative_position_bias_table, ), (hw, q.dtype),
+                                            lambda: rel_pos_bias_from_table(table, hw))
                 if torch.compiler.is_exporting():
                     # torch.export decomposes a masked SDPA into a graph whose strides it then
                     # mistracks (torch 2.14); the same attention written out exports cleanly
@@ -119,18 +110,17 @@ class GlobalMultiheadAttention(BaseModule):
                     x = attn.softmax(dim=-1) @ v
                 else:
                     x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[None], dropout_p=dropout_p)
-            else:
-                rows = max(1, self.bias_block_bytes // (total // hw[0]))
-                x = self._blockwise_attention(q, k, v, table, hw, dropout_p, rows)
         x = x.transpose(1, 2).reshape(B, N, C)
         return self.proj_drop(self.proj(x))
 
     @staticmethod
     def _blockwise_attention(q, k, v, table, hw, dropout_p, rows):
-        """Attention over blocks of ``rows`` query rows, each with its own slice of the bias (keys in
-        reverse order)."""
+        """Attention over blocks of ``rows`` query rows, each with its own slice of the bias.
+
+        Keys and values go in reverse order: each slice is then a plain window of the table, copied once
+        (no flip of the large bias)."""
         H, W = hw
-        q = q.contiguous()  # k and v are already, being flipped copies
+        q, k, v = q.contiguous(), k.flip(2), v.flip(2)  # flip copies, so k and v come out contiguous
         # without autograd one buffer serves every block (a fresh large allocation per block costs
         # more in page faults than the copy itself)
         buffer = None if torch.is_grad_enabled() else table.new_empty(table.shape[0] * rows * W * H * W)
