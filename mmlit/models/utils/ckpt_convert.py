@@ -15,10 +15,25 @@ mmlit: ``patch_embed.projection|norm``, ``stages.{i}.downsample.(conv|conv_offse
 start of stage i), ``stages.{i}.pos_embed.pos_embed``, ``stages.{i}.blocks.{j}.(norm|ffn)`` (MLP blocks)
 or ``.(norm1|attn|norm2|ffn)`` (attention blocks), ``cls_token``, ``norm{i}``; a classifier's head is
 ``head.fc`` (mmpretrain ``LinearClsHead``).
+
+Task checkpoints (official ``detection/``: mmdet 2.11; ``segmentation/``: mmseg 0.13) against mmdet 3.x /
+mmseg 1.x with mmlit's configs:
+
+- Backbone: renamed as above. The detection LIT-Ti has no ``cls_token`` and no ``norm``, but keeps the
+  class-token row of ``pos_embed4`` (50 rows at 224px), as mmlit's dense LIT-Ti does. The detection LIT-S
+  sizes its relative position tables for 800px inputs (stage 3: 99x99 offsets, stage 4: 49x49), the
+  segmentation LIT-S for 512px (63x63, 31x31), ImageNet for 224px (27x27, 13x13): mmlit's configs set
+  ``pretrain_img_size`` to match, and any other size is resized on load. Output norms: detection LIT-S
+  ``norm1..3``, segmentation LIT-S ``norm0..3``, LIT-Ti none. ``relative_position_index`` buffers are
+  dropped (derived from the input size).
+- Necks and heads (FPN, RPNHead, RetinaHead, Shared2FCBBoxHead, FCNMaskHead; mmseg FPNHead): parameter
+  names and shapes are the same in mmdet 2.11 / 3.x and mmseg 0.13 / 1.x, so they are kept as they are.
+- Metadata: mmdet 2.x / mmseg 0.x store ``meta['CLASSES']`` (and ``meta['PALETTE']``); MMEngine-based
+  inferencers read ``meta['dataset_meta']``. Optimizer state and the old config text are dropped.
 """
 import re
 from collections import OrderedDict
-from typing import Callable, Dict, Mapping
+from typing import Callable, Dict, Mapping, Optional
 
 import torch
 
@@ -167,6 +182,32 @@ def lit_to_mmlit(checkpoint: Mapping) -> 'OrderedDict[str, torch.Tensor]':
         out[key if key.startswith('head.fc.') else 'head.fc.' + key[len('head.'):]] = value
     out.update(others)
     return out
+
+
+def convert_meta(meta: Optional[Mapping]) -> dict:
+    """mmdet 2.x / mmseg 0.x checkpoint metadata -> MMEngine's (``dataset_meta`` with ``classes``,
+    ``palette``); the producing library's version is kept as ``source_version``."""
+    meta = meta or {}
+    out = {}
+    classes = meta.get('CLASSES')
+    if classes is not None:
+        dataset_meta = dict(classes=tuple(classes))
+        if meta.get('PALETTE') is not None:
+            dataset_meta['palette'] = [tuple(int(c) for c in color) for color in meta['PALETTE']]
+        out['dataset_meta'] = dataset_meta
+    elif isinstance(meta.get('dataset_meta'), Mapping):
+        out['dataset_meta'] = dict(meta['dataset_meta'])
+    versions = [f'{k[:-len("_version")]} {v}' for k, v in meta.items() if k.endswith('_version')]
+    if versions:
+        out['source_version'] = ', '.join(sorted(versions))
+    return out
+
+
+def convert_checkpoint(checkpoint: Mapping) -> dict:
+    """A whole official checkpoint (ImageNet, mmdet 2.11 or mmseg 0.13) -> an MMEngine checkpoint
+    ``dict(state_dict=..., meta=...)`` that mmlit's configs load strictly; optimizer state is dropped."""
+    meta = checkpoint.get('meta') if isinstance(checkpoint.get('meta'), Mapping) else None
+    return dict(state_dict=lit_to_mmlit(checkpoint), meta=convert_meta(meta))
 
 
 def mmlit_to_lit(state_dict: Mapping[str, torch.Tensor],
