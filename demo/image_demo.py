@@ -60,6 +60,7 @@ def run(img: str, config: str, checkpoint: str, out_dir: str, device=None, score
     else:
         from mmpretrain.apis import ImageClassificationInferencer
         inferencer = ImageClassificationInferencer(model=cfg, pretrained=checkpoint, device=device)
+        os.makedirs(vis_dir, exist_ok=True)
         result = inferencer(img, show_dir=vis_dir)[0]
         print(f"{name}: {result['pred_class']} (score {result['pred_score']:.3f})")
         name = osp.splitext(name)[0] + '.png'

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import mmcv
 import pytest
 import torch
 
@@ -14,6 +15,7 @@ import mmlit  # noqa: F401  (weights-only loading of mmengine checkpoints)
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOLS = osp.join(ROOT, 'tools')
 TOY = osp.join(ROOT, 'configs', 'toy')
+DEMO_IMAGE = osp.join(ROOT, 'demo', 'demo.png')
 
 # (config, options that make it short, metric the test prints)
 EPOCH_SHORT = ['train_dataloader.dataset.indices=8', 'val_dataloader.dataset.indices=4',
@@ -71,6 +73,21 @@ def test_train_resume_test(task, workspace):
     for metric in metrics:
         assert re.search(re.escape(metric) + r': \d', log), f'{metric} missing from the test log'
     assert out.exists() and out.stat().st_size > 0
+
+    # the demo renders the trained model's result on the embedded image through the upstream inferencer
+    demo_dir = work_dir / 'demo'
+    log = run([sys.executable, osp.join(ROOT, 'demo', 'image_demo.py'), DEMO_IMAGE, config, str(last),
+               '--out-dir', str(demo_dir), '--device', 'cpu', '--score-thr', '0'], workspace)
+    rendered = demo_dir / 'vis' / 'demo.png'
+    assert f'Rendered result: {rendered}' in log
+    image, result = mmcv.imread(DEMO_IMAGE), mmcv.imread(str(rendered))
+    assert result.shape[-1] == 3 and result.shape[:2] >= (image.shape[0] // 2, image.shape[1] // 2)
+    if result.shape == image.shape:
+        assert (result != image).any(-1).mean() > 0.01, 'nothing drawn on the image'
+    if task == 'classifier':
+        assert re.search(r'demo.png: (circle|square|triangle) \(score', log)
+    else:
+        assert any((demo_dir / 'preds').iterdir()), 'no predictions written'
 
 
 def test_main_job_without_coco_says_what_to_do(tmp_path):
