@@ -113,7 +113,7 @@ def _seg_sample(model, meta, gen, with_gt):
 
 
 class TensorForward(nn.Module):
-    """``model`` as a module of its image tensor alone: the backbone, or the model's ``_forward``
+    """``model`` as a module of its image tensor alone: the backbone, or the model's ``tensor`` mode
     (backbone, neck and heads, no post-processing) with fixed data samples. For tracing."""
 
     def __init__(self, model: nn.Module, data_samples: Optional[List] = None):
@@ -124,7 +124,7 @@ class TensorForward(nn.Module):
     def forward(self, inputs: torch.Tensor):
         if self.data_samples is None:
             return self.model(inputs)
-        return self.model._forward(inputs, self.data_samples)
+        return self.model(inputs, self.data_samples, mode='tensor')
 
 
 def run_step(model: nn.Module, inputs: torch.Tensor, data_samples: Optional[List], train: bool):

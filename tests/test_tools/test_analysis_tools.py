@@ -58,6 +58,9 @@ def test_get_flops_tool_on_arch_and_config():
     out = run_tool('tools/analysis_tools/get_flops.py', 'configs/toy/retinanet_lit_ti_fpn_toy_shapes.py',
                    '--shape', '128')
     assert 'FLOPs (multiply-adds):' in out and 'Input shape: (1, 3, 128, 128)' in out
+    # a classifier: backbone and head (mmpretrain's tensor mode)
+    out = run_tool('tools/analysis_tools/get_flops.py', 'configs/lit_ti_8xb128_in1k.py', '--shape', '224')
+    assert 'FLOPs (multiply-adds): 3.63 G' in out and 'Params: 19.89 M' in out
 
 
 def test_benchmark_tool(tmp_path):
