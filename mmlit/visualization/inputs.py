@@ -1,4 +1,5 @@
 """The model and image the visualisation tools look at."""
+import argparse
 import logging
 from typing import Optional, Sequence, Tuple
 
@@ -53,3 +54,26 @@ def load_image(path: str, shape: Sequence[int]) -> Tuple[np.ndarray, torch.Tenso
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     return image, (tensor - mean) / std
+
+
+def tool_parser(description: str, default_out: str) -> argparse.ArgumentParser:
+    """The arguments the visualisation tools share: image, target, checkpoint, output and input size."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('img', help='image file')
+    parser.add_argument('target', help='config file or LIT arch name')
+    parser.add_argument('checkpoint', nargs='?', help='mmlit or official checkpoint (random weights if left out)')
+    parser.add_argument('--out', default=default_out, help='PNG to write')
+    parser.add_argument('--shape', type=int, nargs=2, default=[224, 224], metavar=('H', 'W'),
+                        help='input size the image is resized to')
+    return parser
+
+
+def parse_pixel(value: str, shape: Sequence[int], flag: str) -> Tuple[float, float]:
+    """``'Y,X'`` -> (y, x), inside an image of ``shape`` (H, W); a clear error otherwise."""
+    try:
+        y, x = (float(v) for v in value.split(','))
+    except ValueError:
+        raise SystemExit(f'{flag} takes pixels as Y,X (e.g. 112,80), got {value!r}') from None
+    if not (0 <= y < shape[0] and 0 <= x < shape[1]):
+        raise SystemExit(f'{flag} {value} lies outside the {shape[0]}x{shape[1]} image (--shape).')
+    return y, x
