@@ -21,7 +21,7 @@ import torch
 from mmengine.runner import CheckpointLoader
 
 import mmlit  # noqa: F401  (safe loading of mmengine checkpoints)
-from mmlit.models.utils import convert_checkpoint, detect_layout, unwrap_state_dict
+from mmlit.models.utils import convert_checkpoint, unwrap_state_dict
 
 
 def parse_args():
@@ -62,16 +62,13 @@ def main():
     if not osp.isdir(dirname):
         raise SystemExit(f'Output directory {dirname} does not exist; create it first.')
     checkpoint = CheckpointLoader.load_checkpoint(args.src, map_location='cpu')
-    source = unwrap_state_dict(checkpoint)
-    backbone_keys = [k[len('backbone.'):] if k.startswith('backbone.') else k for k in source]
-    layout = detect_layout(backbone_keys)
     converted = convert_checkpoint(checkpoint)
     if args.config:
         check_strict_load(args.config, converted['state_dict'])
-    converted['meta'].update(converted_from=args.src, source_layout=layout, mmlit_version=mmlit.__version__)
+    converted['meta'].update(converted_from=args.src, mmlit_version=mmlit.__version__)
     torch.save(converted, args.dst)
-    print(f'Converted {len(source)} entries ({layout} layout) into {len(converted["state_dict"])} mmlit '
-          f'entries: {args.dst}')
+    print(f'Converted {len(unwrap_state_dict(checkpoint))} entries ({converted["meta"]["source_layout"]} '
+          f'layout) into {len(converted["state_dict"])} mmlit entries: {args.dst}')
 
 
 if __name__ == '__main__':

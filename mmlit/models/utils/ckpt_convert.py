@@ -205,9 +205,11 @@ def convert_meta(meta: Optional[Mapping]) -> dict:
 
 def convert_checkpoint(checkpoint: Mapping) -> dict:
     """A whole official checkpoint (ImageNet, mmdet 2.11 or mmseg 0.13) -> an MMEngine checkpoint
-    ``dict(state_dict=..., meta=...)`` that mmlit's configs load strictly; optimizer state is dropped."""
-    meta = checkpoint.get('meta') if isinstance(checkpoint.get('meta'), Mapping) else None
-    return dict(state_dict=lit_to_mmlit(checkpoint), meta=convert_meta(meta))
+    ``dict(state_dict=..., meta=...)`` that mmlit's configs load strictly; optimizer state is dropped and
+    ``meta['source_layout']`` says which layout was read (``'ti'``, ``'smb'`` or ``'mmlit'``)."""
+    meta = convert_meta(checkpoint.get('meta') if isinstance(checkpoint.get('meta'), Mapping) else None)
+    meta['source_layout'] = detect_layout(_split(unwrap_state_dict(checkpoint))[0])
+    return dict(state_dict=lit_to_mmlit(checkpoint), meta=meta)
 
 
 def mmlit_to_lit(state_dict: Mapping[str, torch.Tensor],
