@@ -15,6 +15,8 @@ import os.path as osp
 
 from mmengine.config import Config
 
+from mmlit.utils.analysis import drop_pretrained
+
 TASKS = ('mmdet', 'mmseg', 'mmpretrain')
 
 
@@ -31,10 +33,8 @@ def parse_args():
 
 def load_config(path: str) -> Config:
     """The config, with its backbone's ImageNet ``init_cfg`` dropped: the weights come from CHECKPOINT."""
-    cfg = Config.fromfile(path)  # imports mmlit through the config's custom_imports
-    backbone = cfg.model.get('backbone', {})
-    if (backbone.get('init_cfg') or {}).get('type') == 'Pretrained':
-        backbone['init_cfg'] = None
+    cfg = Config.fromfile(path)
+    drop_pretrained(cfg.model)
     return cfg
 
 

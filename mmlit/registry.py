@@ -1,9 +1,10 @@
 """mmlit's registries.
 
-``MODELS`` (and ``HOOKS``) is a child of MMEngine's root model registry under the scope ``mmlit``, so ``type='mmlit.LIT'``
-resolves from any OpenMMLab registry (mmdet, mmseg, mmpretrain). :func:`register_in_root` also puts the
-backbone into the root registry itself, so plain ``type='LIT'`` resolves from every child registry
-(``mmdet``, ``mmseg``, ``mmpretrain`` scopes) without importing any of those packages.
+``MODELS`` and ``HOOKS`` are children of MMEngine's root model and hook registries under the scope
+``mmlit``, so ``type='mmlit.LIT'`` resolves from any OpenMMLab registry (mmdet, mmseg, mmpretrain).
+:func:`register_in_root` also puts the backbone (and the hook) into the root registry itself, so plain
+``type='LIT'`` resolves from every child registry (``mmdet``, ``mmseg``, ``mmpretrain`` scopes) without
+importing any of those packages.
 """
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS

@@ -1,16 +1,18 @@
-"""The model that the analysis tools (``get_flops.py``, ``benchmark.py``) measure, and its inputs.
+"""The model that the analysis, deployment and visualisation tools build (and load), and its inputs.
 
 A *target* is either a LIT arch name (``ti``, ``s``, ``m``, ``b`` or a long name): the bare backbone with
 all four outputs; or a config file: the whole detector, segmentor or classifier it builds (the config's
 ``default_scope`` says which). Inputs are random images, already normalised, with data samples carrying
 what the model needs for a forward pass and, for a training step, random ground truth.
 """
+import logging
 import os.path as osp
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope, init_default_scope
 
 
@@ -32,7 +34,7 @@ def build_target(target: str, cfg_options: Optional[dict] = None, **backbone_kwa
         cfg.merge_from_dict(cfg_options)
     scope = cfg.get('default_scope', 'mmlit')
     init_default_scope(scope)
-    _drop_pretrained(cfg.model)
+    drop_pretrained(cfg.model)
     with DefaultScope.overwrite_default_scope(scope):
         from mmengine.registry import MODELS
         model = MODELS.build(cfg.model)
@@ -41,11 +43,46 @@ def build_target(target: str, cfg_options: Optional[dict] = None, **backbone_kwa
     return model
 
 
-def _drop_pretrained(model_cfg) -> None:
-    """Analysis needs no weights: keep the backbone from reading a checkpoint file that may not exist."""
+def drop_pretrained(model_cfg) -> None:
+    """Drop the backbone's ``Pretrained`` ``init_cfg`` (ImageNet weights): for models whose weights come
+    from elsewhere (a checkpoint) or do not matter (analysis), so no file that may not exist is read."""
     backbone = model_cfg.get('backbone')
     if backbone is not None and (backbone.get('init_cfg') or {}).get('type') == 'Pretrained':
         backbone['init_cfg'] = None
+
+
+def load_backbone(target: str, checkpoint: Optional[str] = None) -> nn.Module:
+    """The LIT backbone of ``target`` (a config's model, or a bare backbone for an arch name) in eval mode,
+    with the backbone weights of ``checkpoint``: an mmlit checkpoint or an official LIT one (converted on the
+    fly). Every backbone parameter must come from the checkpoint; extra entries (a class token the dense
+    backbone lacks, heads) are left out with a warning."""
+    from mmengine.runner import CheckpointLoader
+
+    from mmlit.models.utils import lit_to_mmlit
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # no per-parameter initialisation report
+    try:
+        model = build_target(target)
+    finally:
+        logger.setLevel(level)
+    backbone = getattr(model, 'backbone', model)
+    if checkpoint is not None:
+        state_dict = lit_to_mmlit(CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu'))
+        state_dict = {k[len('backbone.'):]: v for k, v in state_dict.items() if k.startswith('backbone.')}
+        try:
+            result = backbone.load_state_dict(state_dict, strict=False)
+        except RuntimeError as err:  # shapes differ: another arch
+            raise ValueError(f'{checkpoint} does not fit the backbone of {target} (is it the checkpoint of '
+                             f'another arch?): {str(err)[:500]}') from None
+        if result.missing_keys:
+            raise ValueError(f'{checkpoint} does not hold the weights of this backbone: missing '
+                             f'{result.missing_keys[:5]} ({len(result.missing_keys)} keys). Is it the '
+                             f'checkpoint of {target}?')
+        if result.unexpected_keys:
+            logger.warning(f'{checkpoint}: {len(result.unexpected_keys)} backbone entries this backbone does '
+                           f'not use, left out: {result.unexpected_keys[:5]}')
+    return backbone.eval()
 
 
 def task_of(model: nn.Module) -> str:

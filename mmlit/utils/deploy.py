@@ -10,8 +10,8 @@ DEFAULT_OPSET = 18
 
 
 def export_onnx(model: nn.Module, inputs: torch.Tensor, path: str, opset: int = DEFAULT_OPSET) -> List[str]:
-    """Export a LIT backbone ``model`` in eval mode for inputs of ``inputs``'s shape (static: the position embeddings and
-    bias tables are resized for that grid). Returns the output names."""
+    """Export a LIT backbone ``model`` in eval mode for inputs of ``inputs``'s shape (static: the position
+    embeddings and bias tables are resized for that grid). Returns the output names."""
     if opset < 16:
         raise ValueError(f'opset {opset} has no GridSample, which the deformable token merging needs: '
                          'use opset 16 or newer')

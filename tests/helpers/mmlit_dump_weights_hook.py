@@ -14,4 +14,5 @@ class DumpWeightsHook(Hook):
 
     def after_run(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        torch.save({k: v.detach() for k, v in model.named_parameters()}, osp.join(runner.work_dir, f'weights_rank{get_rank()}.pth'))
+        torch.save({k: v.detach() for k, v in model.named_parameters()},
+                   osp.join(runner.work_dir, f'weights_rank{get_rank()}.pth'))

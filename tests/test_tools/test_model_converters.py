@@ -64,7 +64,8 @@ def _randomise(model):
 def _official_checkpoint(model, backbone_layout):
     state = model.state_dict()
     backbone = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
-    official = {f'backbone.{k}': v for k, v in mmlit_to_lit(backbone, 'ti' if backbone_layout.endswith('ti') else 'smb').items()}
+    layout = 'ti' if backbone_layout.endswith('ti') else 'smb'
+    official = {f'backbone.{k}': v for k, v in mmlit_to_lit(backbone, layout).items()}
     official.update((k, v) for k, v in state.items() if not k.startswith('backbone.'))
     return official
 

@@ -16,7 +16,7 @@ import logging
 import torch
 from mmengine.logging import MMLogger
 
-from mmlit.utils.analysis import build_target, is_config
+from mmlit.utils.analysis import load_backbone
 from mmlit.utils.deploy import DEFAULT_OPSET, export_onnx, onnx_max_error
 
 
@@ -34,27 +34,14 @@ def parse_args():
     return parser.parse_args()
 
 
-def load_backbone(target: str, checkpoint: str = None) -> torch.nn.Module:
-    model = build_target(target)
-    backbone = model.backbone if is_config(target) else model
-    if checkpoint:
-        from mmengine.runner import CheckpointLoader
-        from mmengine.runner.checkpoint import load_state_dict
-
-        from mmlit.models.utils import lit_to_mmlit
-        state = lit_to_mmlit(CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu'))
-        state = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
-        if not state:
-            raise SystemExit(f'{checkpoint} holds no LIT backbone weights')
-        load_state_dict(backbone, state, strict=True)
-    return backbone.eval()
-
-
 def main():
     args = parse_args()
     shape = args.shape * 2 if len(args.shape) == 1 else args.shape
     MMLogger.get_current_instance().setLevel(logging.WARNING)
-    backbone = load_backbone(args.target, args.checkpoint)
+    try:
+        backbone = load_backbone(args.target, args.checkpoint)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
     inputs = torch.randn(args.batch, 3, *shape)
     names = export_onnx(backbone, inputs, args.out, args.opset)
     print(f'exported {args.out}: input (batch {args.batch}, 3, {shape[0]}, {shape[1]}), outputs {names}, '
