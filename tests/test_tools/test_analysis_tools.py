@@ -77,6 +77,7 @@ def test_benchmark_tool(tmp_path):
     ops = [r for r in results['results'] if 'op' in r]
     assert [r['target'] for r in models] == ['ti', 'configs/toy/fpn_lit_ti_toy_shapes.py']
     assert all(r['median'] > 0 and r['rss_peak'] > r['rss_before'] > 0 for r in models)
+    assert all(r['page_faults'] >= 0 for r in models) and 'page faults per run' in out
     assert len(ops) == 2 and all(r['speedup'] > 0 for r in ops)
 
 

@@ -9,9 +9,14 @@
 Every measurement runs in a fresh process (so its peak memory is its own): the model is built with random
 weights, run ``--warmup`` times, then timed ``--repeat`` times; the tool prints the median latency and
 its spread, throughput, peak memory (CPU: the process's RSS high-water mark, imports included, and the
-part added by the runs; CUDA: max allocated), and the achieved FLOP/s as a fraction of this machine's fp32
-matmul peak, which it measures in the same run. ``--train`` times a training step (forward, backward)
-in train mode; otherwise inference in eval mode without gradients.
+part added by the runs; CUDA: max allocated), the minor page faults per timed run, and the achieved
+FLOP/s as a fraction of this machine's fp32 matmul peak, which it measures in the same run. ``--train``
+times a training step (forward, backward) in train mode; otherwise inference in eval mode without
+gradients.
+
+Page faults are memory that the C allocator gave back to the OS after one run and asked for again in
+the next; on CPU each costs about 2 us, and their number varies from process to process with the heap
+layout. The README (Speed) shows how to keep that memory with glibc's tunables.
 """
 import argparse
 import json
@@ -131,8 +136,12 @@ def measure_model(args) -> dict:
             model.zero_grad(set_to_none=True)
         return out
 
-    times = time_fn(step, args.warmup, args.repeat, args.device)
-    result = dict(target=target, times=times, rss_before=rss_before, rss_peak=peak_rss_bytes())
+    time_fn(step, args.warmup, 0, args.device)
+    faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    times = time_fn(step, 0, args.repeat, args.device)
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before) / args.repeat
+    result = dict(target=target, times=times, rss_before=rss_before, rss_peak=peak_rss_bytes(),
+                  page_faults=faults)
     if args.device.startswith('cuda'):
         result['cuda_peak'] = torch.cuda.max_memory_allocated()
     return result
@@ -243,7 +252,7 @@ def main(argv=None):
         flops = 2 * macs * (3 if args.train else 1)  # backward ~ 2x forward
         achieved = flops / stats['median']
         mem = (f"peak RSS {res['rss_peak'] / 2**30:.2f} GiB (+{(res['rss_peak'] - res['rss_before']) / 2**30:.2f}"
-               f' GiB during the runs)')
+               f" GiB during the runs), {res['page_faults']:.0f} page faults per run")
         if 'cuda_peak' in res:
             mem = f"CUDA max allocated {res['cuda_peak'] / 2**30:.2f} GiB"
         print(f"{target} | {mode} | batch {args.batch} x 3 x {args.shape[0]} x {args.shape[1]} | {args.dtype}"
@@ -257,7 +266,7 @@ def main(argv=None):
               f'{100 * achieved / peak:.0f}% of the fp32 matmul peak')
         results.append(dict(target=target, mode=mode, batch=args.batch, shape=args.shape, dtype=args.dtype,
                             compile=args.compile, **stats, throughput=args.batch / stats['median'],
-                            rss_peak=res['rss_peak'], rss_before=res['rss_before'],
+                            rss_peak=res['rss_peak'], rss_before=res['rss_before'], page_faults=res['page_faults'],
                             cuda_peak=res.get('cuda_peak'), gflops_per_s=achieved / 1e9,
                             peak_fraction=achieved / peak))
     if args.ops:
