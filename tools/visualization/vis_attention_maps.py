@@ -26,7 +26,10 @@ def main():
     args = parse_args()
     H, W = args.shape
     query = parse_pixel(args.query, args.shape, '--query') if args.query else (H / 2, W / 2)
-    backbone = load_backbone(args.target, args.checkpoint)
+    try:
+        backbone = load_backbone(args.target, args.checkpoint)
+    except ValueError as err:  # a checkpoint of another model
+        raise SystemExit(str(err)) from None
     image, inputs = load_image(args.img, args.shape)
     try:
         records = collect_attention_maps(backbone, inputs, query)

@@ -29,7 +29,10 @@ def main():
     H, W = args.shape
     points = [parse_pixel(p, args.shape, '--points') for p in args.points] if args.points else [
         (H / 2, W / 2), (H / 4, W / 4), (3 * H / 4, 2 * W / 3)]
-    backbone = load_backbone(args.target, args.checkpoint)
+    try:
+        backbone = load_backbone(args.target, args.checkpoint)
+    except ValueError as err:  # a checkpoint of another model
+        raise SystemExit(str(err)) from None
     image, inputs = load_image(args.img, args.shape)
     offsets = collect_dtm_offsets(backbone, inputs)
     if not offsets:
