@@ -1,4 +1,9 @@
+import os
 import os.path as osp
+import platform
+import shutil
+import sys
+import warnings
 
 from setuptools import find_packages, setup
 
@@ -31,6 +36,47 @@ def parse_requirements(fname: str) -> list:
     return out
 
 
+def add_mim_extension() -> None:
+    """Put what OpenMMLab's ``mim`` needs (configs, tools, demo, model index) into ``mmlit/.mim``.
+
+    As mmdet 3.x does: symlinks to the originals for an editable install (``pip install -e .``: the
+    ``develop`` command, or ``editable_wheel`` for PEP 660), so edits show up at once; copies for a wheel
+    or a source distribution (``pip install .``, ``pip wheel .``, ``python setup.py sdist``), which
+    MANIFEST.in then ships. ``mim train/test/run/search mmlit`` look there. Nothing happens for other
+    commands (``egg_info``, ``dist_info``), and nothing is removed where an original is absent: building
+    a wheel from the sdist keeps the sdist's copies.
+    """
+    if 'develop' in sys.argv or 'editable_wheel' in sys.argv:
+        mode = 'copy' if platform.system() == 'Windows' else 'symlink'  # symlinks can fail on Windows
+    elif 'sdist' in sys.argv or 'bdist_wheel' in sys.argv:
+        mode = 'copy'
+    else:
+        return
+
+    repo_path = osp.dirname(osp.abspath(__file__))
+    mim_path = osp.join(repo_path, 'mmlit', '.mim')
+    os.makedirs(mim_path, exist_ok=True)
+    for name in ('configs', 'tools', 'demo', 'model-index.yml'):
+        src_path = osp.join(repo_path, name)
+        tar_path = osp.join(mim_path, name)
+        if not osp.exists(src_path):
+            continue
+        if osp.islink(tar_path) or osp.isfile(tar_path):
+            os.remove(tar_path)
+        elif osp.isdir(tar_path):
+            shutil.rmtree(tar_path)
+        if mode == 'symlink':
+            os.symlink(osp.relpath(src_path, osp.dirname(tar_path)), tar_path)
+        elif osp.isfile(src_path):
+            shutil.copyfile(src_path, tar_path)
+        elif osp.isdir(src_path):
+            shutil.copytree(src_path, tar_path, ignore=shutil.ignore_patterns('__pycache__', '*.py[cod]'))
+        else:
+            warnings.warn(f'Cannot copy {src_path}.')
+
+
+add_mim_extension()
+
 setup(
     name='mmlit',
     version=get_version(),
@@ -49,7 +95,7 @@ setup(
     ],
     # torch, mmengine and mmcv are needed to import mmlit; mmdet/mmseg/mmpretrain only for their tasks.
     install_requires=parse_requirements('requirements/runtime.txt') + [
-        'mmengine>=0.10.0,<1.0.0', 'mmcv>=2.0.0,<2.2.0'
+        'mmengine>=0.10.2,<1.0.0', 'mmcv>=2.1.0,<2.2.0'
     ],
     extras_require={
         'all': parse_requirements('requirements/mminstall.txt') +

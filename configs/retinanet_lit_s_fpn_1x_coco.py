@@ -15,7 +15,7 @@ model = dict(
     neck=dict(in_channels=[96, 192, 384, 768]))
 
 optim_wrapper = dict(
-    type='AmpOptimWrapper',
+    type='mmlit.AmpOptimWrapper',  # MMEngine's on GPUs; bfloat16 autocast on a CPU-only machine
     loss_scale='dynamic',
     paramwise_cfg=dict(
         custom_keys={

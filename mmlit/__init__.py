@@ -2,12 +2,12 @@
 
 ``import mmlit`` (or ``custom_imports=dict(imports=['mmlit'])`` in a config) registers ``LIT`` so that
 ``type='LIT'`` and ``type='mmlit.LIT'`` build from the mmdet, mmseg and mmpretrain model registries, and
-lets torch >= 2.6 load MMEngine checkpoints safely (see :mod:`mmlit.utils.safe_checkpoint`).
+makes MMEngine load checkpoints without running code, on every supported torch (see :mod:`mmlit.utils.safe_checkpoint`).
 """
-from .utils import register_safe_globals
+from .utils import register_safe_loading
 from .version import __version__, version_info
 
-register_safe_globals()
+register_safe_loading()
 
 from .engine import IterationSeedHook  # noqa: E402
 from .models import LIT  # noqa: E402

@@ -39,7 +39,8 @@ def main():
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
 
     if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        # mmlit's AmpOptimWrapper is MMEngine's where that runs (CUDA); without CUDA it trains in bfloat16
+        cfg.optim_wrapper.type = 'mmlit.AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
     if args.auto_scale_lr:

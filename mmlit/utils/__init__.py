@@ -1,3 +1,3 @@
-from .safe_checkpoint import history_buffer_method, register_safe_globals
+from .safe_checkpoint import history_buffer_method, register_safe_globals, register_safe_loading, safe_load
 
-__all__ = ['register_safe_globals', 'history_buffer_method']
+__all__ = ['register_safe_globals', 'register_safe_loading', 'safe_load', 'history_buffer_method']

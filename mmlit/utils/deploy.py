@@ -5,21 +5,31 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-# GridSample (the DTM's sampling) needs opset 16; the exporter of torch >= 2.6 starts at 18
-DEFAULT_OPSET = 18
+from .compat import onnx_has_dynamo_exporter
+
+# GridSample (the DTM's sampling) needs opset 16; the dynamo exporter of torch >= 2.6 starts at 18,
+# the TorchScript exporter of older torch goes up to 17
+DEFAULT_OPSET = 18 if onnx_has_dynamo_exporter() else 17
 
 
 def export_onnx(model: nn.Module, inputs: torch.Tensor, path: str, opset: int = DEFAULT_OPSET) -> List[str]:
     """Export a LIT backbone ``model`` in eval mode for inputs of ``inputs``'s shape (static: the position
-    embeddings and bias tables are resized for that grid). Returns the output names."""
+    embeddings and bias tables are resized for that grid). Returns the output names.
+
+    Uses torch's dynamo exporter where ``torch.onnx.export`` has one, else its TorchScript exporter
+    (torch < 2.5); both give the same graph semantics, checked by :func:`onnx_max_error`.
+    """
     if opset < 16:
         raise ValueError(f'opset {opset} has no GridSample, which the deformable token merging needs: '
                          'use opset 16 or newer')
     model = model.eval()
     names = [f'out{i}' for i in range(len(model.out_indices))]
-    # one self-contained file: every LIT is far below ONNX's 2 GB limit
-    torch.onnx.export(model, (inputs, ), path, opset_version=opset, input_names=['input'],
-                      output_names=names, dynamo=True, external_data=False, verbose=False)
+    kwargs = dict(opset_version=opset, input_names=['input'], output_names=names, verbose=False)
+    if onnx_has_dynamo_exporter():
+        # one self-contained file: every LIT is far below ONNX's 2 GB limit
+        kwargs.update(dynamo=True, external_data=False)
+    with torch.no_grad():
+        torch.onnx.export(model, (inputs, ), path, **kwargs)
     return names
 
 

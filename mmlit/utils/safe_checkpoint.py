@@ -1,7 +1,8 @@
-"""Let torch >= 2.6's weights-only ``torch.load`` read MMEngine checkpoints, without running code.
+"""Checkpoint loading that never runs code, on every supported torch, for MMEngine checkpoints too.
 
-MMEngine 0.10.x calls ``torch.load`` without ``weights_only``; since torch 2.6 that means
-``weights_only=True``, which rejects what MMEngine itself writes into a checkpoint's ``meta``:
+MMEngine 0.10.x calls ``torch.load`` without ``weights_only``. Before torch 2.6 that means a full unpickle,
+which runs whatever a checkpoint carries; since torch 2.6 it means ``weights_only=True``, which rejects
+what MMEngine itself writes into a checkpoint's ``meta``:
 
 - ``HistoryBuffer`` objects of the message hub, which hold numpy arrays;
 - ``getattr(HistoryBuffer, 'min')`` (and ``max``/``current``/``mean``): ``HistoryBuffer.__getstate__``
@@ -19,12 +20,29 @@ MMEngine 0.10.x calls ``torch.load`` without ``weights_only``; since torch 2.6 t
 
 Any other global (an arbitrary object, ``os.system``...) is still refused by torch's weights-only
 unpickler with an error naming it.
+
+:func:`safe_load` is ``torch.load`` made safe on every supported torch: weights-only loading with those
+globals where torch can be taught them (``add_safe_globals``, torch >= 2.4); on older torch, whose
+weights-only allow-list is fixed, a restricted unpickler that resolves torch's own weights-only globals
+and the ones above, and refuses every other global with an ``UnpicklingError`` naming it.
+:func:`register_safe_loading` makes MMEngine's ``CheckpointLoader`` (``Runner.load_checkpoint``,
+``resume``, ``init_cfg=dict(type='Pretrained')``, mmlit's tools) load local files and http(s) URLs
+through :func:`safe_load`.
 """
+import os
+import os.path as osp
 import pickle
+import types
+from typing import Any, Dict, Optional
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
+from mmengine.dist import get_dist_info
 from mmengine.logging import HistoryBuffer
+from mmengine.runner.checkpoint import CheckpointLoader
+
+from .compat import has_weights_only_allowlist
 
 _STATISTIC_METHODS = ('min', 'max', 'current', 'mean')
 _registered = False
@@ -59,13 +77,104 @@ def _numpy_globals() -> list:
     return safe
 
 
+def _safe_globals() -> list:
+    """The globals mmlit adds to weights-only loading: objects, or (object, 'module.name') pairs."""
+    return [HistoryBuffer, *_numpy_globals(), (history_buffer_method, 'builtins.getattr')]
+
+
 def register_safe_globals() -> None:
     """Make MMEngine checkpoints loadable under weights-only ``torch.load`` (idempotent)."""
     global _registered
     if _registered:
         return
     HistoryBuffer.__getstate__ = _history_buffer_getstate
-    if hasattr(torch.serialization, 'add_safe_globals'):  # torch >= 2.4
-        torch.serialization.add_safe_globals([HistoryBuffer, *_numpy_globals(),
-                                              (history_buffer_method, 'builtins.getattr')])
+    if has_weights_only_allowlist():  # torch >= 2.4
+        torch.serialization.add_safe_globals(_safe_globals())
     _registered = True
+
+
+def _restricted_globals() -> Dict[str, Any]:
+    """'module.name' -> object: torch's own weights-only globals plus :func:`_safe_globals`."""
+    from torch import _weights_only_unpickler
+    allowed = dict(_weights_only_unpickler._get_allowed_globals())
+    for entry in _safe_globals():
+        obj, name = entry if isinstance(entry, tuple) else (entry, f'{entry.__module__}.{entry.__qualname__}')
+        allowed[name] = obj
+    return allowed
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only allow-listed globals (torch < 2.4, see :func:`safe_load`)."""
+
+    allowed: Optional[Dict[str, Any]] = None
+
+    def find_class(self, module: str, name: str):
+        if _RestrictedUnpickler.allowed is None:
+            _RestrictedUnpickler.allowed = _restricted_globals()
+        obj = _RestrictedUnpickler.allowed.get(f'{module}.{name}')
+        if obj is None:
+            raise pickle.UnpicklingError(
+                f'Refusing to load the global {module}.{name}: mmlit loads checkpoints without running '
+                f'code, and this checkpoint holds an object that is not a tensor, a container, a number '
+                f'or MMEngine metadata. Load it with torch.load(..., weights_only=False) only if you '
+                f'trust its source, and save its state_dict instead.')
+        return obj
+
+
+def _restricted_load(file, **kwargs):
+    return _RestrictedUnpickler(file, **kwargs).load()
+
+
+# what torch.load needs of a pickle module: a name, Unpickler and load
+_restricted_pickle = types.ModuleType('mmlit_restricted_pickle')
+_restricted_pickle.Unpickler = _RestrictedUnpickler
+_restricted_pickle.load = _restricted_load
+
+
+def safe_load(f, map_location=None) -> Any:
+    """``torch.load(f, map_location)`` that never runs code from the file, on every supported torch.
+
+    Tensors, containers, numbers, strings, numpy arrays and MMEngine's message-hub records load; any
+    other object raises ``pickle.UnpicklingError`` naming it.
+    """
+    register_safe_globals()
+    if has_weights_only_allowlist():
+        return torch.load(f, map_location=map_location, weights_only=True)
+    return torch.load(f, map_location=map_location, pickle_module=_restricted_pickle)
+
+
+def load_from_local(filename: str, map_location=None) -> Any:
+    """MMEngine's loader for local paths, through :func:`safe_load`."""
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    return safe_load(filename, map_location=map_location)
+
+
+def load_from_http(filename: str, map_location=None, model_dir: Optional[str] = None,
+                   progress: bool = os.isatty(0)) -> Any:
+    """MMEngine's loader for http(s) URLs, through :func:`safe_load`: downloaded once into
+    ``model_dir`` (default ``$TORCH_HOME/hub/checkpoints``), by rank 0 first in distributed runs."""
+    model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
+    cached = osp.join(model_dir, osp.basename(urlparse(filename).path))
+    rank, world_size = get_dist_info()
+
+    def fetch():
+        if not osp.exists(cached):
+            os.makedirs(model_dir, exist_ok=True)
+            torch.hub.download_url_to_file(filename, cached, progress=progress)
+
+    if rank == 0:
+        fetch()
+    if world_size > 1:
+        torch.distributed.barrier()
+        fetch()
+    return safe_load(cached, map_location=map_location)
+
+
+def register_safe_loading() -> None:
+    """:func:`register_safe_globals`, and MMEngine's local and http(s) checkpoint loaders replaced by
+    :func:`load_from_local` / :func:`load_from_http` (idempotent)."""
+    register_safe_globals()
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
+    CheckpointLoader.register_scheme(prefixes=('http://', 'https://'), loader=load_from_http, force=True)

@@ -8,7 +8,8 @@ mmcv_ops = pytest.importorskip('mmcv.ops')
 
 
 def _reference(x, offset, weight, bias):
-    return mmcv_ops.deform_conv2d(x, offset, weight, stride=2, padding=0) + bias.view(1, -1, 1, 1)
+    # positional: mmcv's autograd Function takes no keyword arguments on torch < 2.2 (stride 2, padding 0)
+    return mmcv_ops.deform_conv2d(x, offset, weight, 2, 0) + bias.view(1, -1, 1, 1)
 
 
 @pytest.mark.parametrize('size', [(8, 12), (16, 16)])
@@ -85,3 +86,21 @@ def test_odd_size_reads_zeros_beyond_the_image():
 def test_bad_offset_shape():
     with pytest.raises(ValueError, match='offset must have shape'):
         deform_sample_k2s2(torch.zeros(1, 3, 4, 4), torch.zeros(1, 18, 2, 2))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA (mmcv.ops.deform_conv2d on the GPU)')
+def test_matches_mmcv_on_cuda_forward_and_backward():
+    torch.manual_seed(4)
+    dev = torch.device('cuda')
+    x = torch.randn(2, 16, 20, 26, device=dev, requires_grad=True)
+    offset = (torch.randn(2, 8, 10, 13, device=dev) * 3).requires_grad_()
+    weight = torch.randn(24, 16, 2, 2, device=dev, requires_grad=True)
+    bias = torch.randn(24, device=dev, requires_grad=True)
+    grad_out = torch.randn(2, 24, 10, 13, device=dev)
+    ours = deform_conv2d_k2s2(x, offset, weight, bias)
+    ref = _reference(x, offset, weight, bias)
+    torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-4)
+    ours_grads = torch.autograd.grad((ours * grad_out).sum(), (x, offset, weight, bias))
+    ref_grads = torch.autograd.grad((ref * grad_out).sum(), (x, offset, weight, bias))
+    for name, a, b in zip(('input', 'offset', 'weight', 'bias'), ours_grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3, msg=lambda m: f'grad of {name}: {m}')

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -22,7 +23,6 @@ def run_tool(*args, timeout=600):
 def test_flops_match_the_paper(arch):
     import logging
 
-    import torch
     from mmengine.logging import MMLogger
 
     from mmlit.utils.analysis import build_target
@@ -38,7 +38,6 @@ def test_flops_match_the_paper(arch):
 
 
 def test_sdpa_flops_count_both_matmuls():
-    import torch
     import torch.nn.functional as F
 
     from mmlit.utils.flops import flop_analyzer
@@ -93,3 +92,16 @@ def test_pytorch2onnx_tool(tmp_path):
     out = run_tool('tools/deployment/pytorch2onnx.py', 'ti', '--shape', '64', '96', '--out', onnx_file)
     assert osp.getsize(onnx_file) > 1e6
     assert 'onnxruntime vs PyTorch' in out
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_benchmark_tool_on_cuda(tmp_path):
+    out_json = str(tmp_path / 'bench.json')
+    out = run_tool('tools/analysis_tools/benchmark.py', 'ti', 's', '--device', 'cuda', '--batch', '2',
+                   '--shape', '224', '--warmup', '2', '--repeat', '5', '--ops', '--json', out_json)
+    assert 'CUDA max allocated' in out
+    with open(out_json) as f:
+        results = json.load(f)
+    models = [r for r in results['results'] if 'target' in r]
+    assert [r['target'] for r in models] == ['ti', 's']
+    assert all(r['median'] > 0 and r['cuda_peak'] > 0 for r in models)

@@ -1,10 +1,14 @@
-"""MMEngine checkpoints under torch >= 2.6 weights-only loading: save, resume, refuse code."""
-import io
+"""Checkpoint loading never runs code, on every supported torch: MMEngine checkpoints save, resume and
+load through mmlit's loaders; arbitrary objects are refused (torch < 2.6 included, whose plain
+``torch.load`` would run them)."""
+import functools
+import http.server
 import os
 import pickle
 import subprocess
 import sys
 import textwrap
+import threading
 import zipfile
 
 import pytest
@@ -12,10 +16,10 @@ import torch
 import torch.nn as nn
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.model import BaseModel
-from mmengine.runner import Runner
+from mmengine.runner import CheckpointLoader, Runner, load_checkpoint
 
-import mmlit  # noqa: F401  (registers the safe globals)
-from mmlit.utils import history_buffer_method
+import mmlit  # noqa: F401  (registers the safe loaders)
+from mmlit.utils import history_buffer_method, safe_load
 
 
 class ToyModel(BaseModel):
@@ -58,17 +62,20 @@ def _runner(work_dir, max_iters, resume=False):
         experiment_name=f'safe_ckpt_{max_iters}_{resume}')
 
 
-@pytest.mark.skipif(not hasattr(torch.serialization, 'add_safe_globals'), reason='torch < 2.4')
+def _pickled(path) -> bytes:
+    with zipfile.ZipFile(path) as archive:
+        return archive.read(next(n for n in archive.namelist() if n.endswith('data.pkl')))
+
+
 def test_runner_checkpoint_saves_and_resumes(tmp_path):
     runner = _runner(tmp_path, max_iters=4)
     runner.train()
     ckpt = tmp_path / 'iter_4.pth'
     assert ckpt.exists()
-    with open(ckpt, 'rb') as f:
-        # no general callable in what mmlit-era mmengine writes
-        assert 'builtins.getattr' not in torch.serialization.get_unsafe_globals_in_checkpoint(f)
-    # the plain weights-only load that mmengine does
-    loaded = torch.load(ckpt, map_location='cpu')
+    # no general callable in what mmlit-era mmengine writes
+    assert b'getattr' not in _pickled(ckpt)
+    # what mmengine's loaders (now mmlit's) do
+    loaded = CheckpointLoader.load_checkpoint(str(ckpt), map_location='cpu')
     assert isinstance(loaded['message_hub']['log_scalars']['train/loss'], HistoryBuffer)
 
     resumed = _runner(tmp_path, max_iters=6, resume=True)
@@ -76,7 +83,7 @@ def test_runner_checkpoint_saves_and_resumes(tmp_path):
     assert resumed.iter == 6
     assert (tmp_path / 'iter_6.pth').exists()
     # the resumed run restored the iteration, the scheduler and the optimizer state
-    state = torch.load(tmp_path / 'iter_6.pth', map_location='cpu')
+    state = safe_load(tmp_path / 'iter_6.pth', map_location='cpu')
     assert state['meta']['iter'] == 6
     assert state['optimizer']['state'][0]['step'] == 6
 
@@ -93,27 +100,28 @@ def test_checkpoint_written_before_mmlit_loads(tmp_path):
         assert 'mmlit' not in sys.modules
     """)
     subprocess.run([sys.executable, '-c', code], check=True)
-    with zipfile.ZipFile(path) as archive:
-        pickled = archive.read(next(n for n in archive.namelist() if n.endswith('data.pkl')))
-    assert b'getattr' in pickled
-    loaded = torch.load(path)['meta']['message_hub']['log_scalars']['train/loss']
+    assert b'getattr' in _pickled(path)
+    loaded = CheckpointLoader.load_checkpoint(str(path))['meta']['message_hub']['log_scalars']['train/loss']
     assert isinstance(loaded, HistoryBuffer)
     assert loaded.mean() == 3.0 and loaded.statistics('max') == 3.0
 
 
-def test_new_checkpoints_hold_no_getattr():
+def test_new_checkpoints_hold_no_getattr(tmp_path):
     hub = MessageHub.get_instance('test_new_checkpoints_hold_no_getattr')
     hub.update_scalar('loss', 1.0)
-    f = io.BytesIO()
-    torch.save(hub.state_dict(), f)
-    f.seek(0)
-    assert 'builtins.getattr' not in torch.serialization.get_unsafe_globals_in_checkpoint(f)
+    torch.save(hub.state_dict(), tmp_path / 'hub.pth')
+    assert b'getattr' not in _pickled(tmp_path / 'hub.pth')
+    assert safe_load(tmp_path / 'hub.pth')['log_scalars']['loss'].mean() == 1.0
 
 
 class _RunsCode:
+    """Unpickling this runs a shell command that creates a file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
 
     def __reduce__(self):
-        return (os.system, ('echo this must never run',))
+        return (os.system, (f'touch {self.marker}', ))
 
 
 class _GetattrAbuse:
@@ -122,14 +130,49 @@ class _GetattrAbuse:
         return (getattr, (torch.Tensor, 'add_'))
 
 
-@pytest.mark.parametrize('payload,needle', [(_RunsCode(), 'system'), (_GetattrAbuse(), 'getattr')])
-def test_arbitrary_objects_are_still_refused(payload, needle):
-    f = io.BytesIO()
-    torch.save({'state_dict': {}, 'meta': payload}, f)
-    f.seek(0)
+@functools.lru_cache(maxsize=None)
+def _http_root(directory: str) -> str:
+    """A loopback HTTP server for ``directory`` (for the http(s) loader); lives as long as the tests."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=directory)
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f'http://127.0.0.1:{server.server_address[1]}'
+
+
+def _load_by(how, path, monkeypatch):
+    if how == 'safe_load':
+        return safe_load(path)
+    if how == 'CheckpointLoader':
+        return CheckpointLoader.load_checkpoint(str(path))
+    if how == 'load_checkpoint':
+        return load_checkpoint(nn.Linear(1, 1), str(path))
+    if how == 'http':  # downloaded into $TORCH_HOME/hub/checkpoints
+        monkeypatch.setenv('TORCH_HOME', str(path.parent / 'torch_home'))
+        return CheckpointLoader.load_checkpoint(f'{_http_root(str(path.parent))}/{path.name}')
+    raise ValueError(how)
+
+
+@pytest.mark.parametrize('how', ['safe_load', 'CheckpointLoader', 'load_checkpoint', 'http'])
+@pytest.mark.parametrize('payload', ['code', 'getattr'])
+def test_arbitrary_objects_are_refused(payload, how, tmp_path, monkeypatch):
+    marker = tmp_path / 'code_ran'
+    obj, needle = (_RunsCode(marker), 'system') if payload == 'code' else (_GetattrAbuse(), 'getattr')
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {'weight': torch.ones(1, 1)}, 'meta': obj}, path)
     with pytest.raises(pickle.UnpicklingError) as err:
-        torch.load(f)
+        _load_by(how, path, monkeypatch)
     assert needle in str(err.value)
+    assert not marker.exists(), 'loading the checkpoint ran its code'
+
+
+@pytest.mark.parametrize('how', ['CheckpointLoader', 'http'])
+def test_plain_checkpoints_load_through_every_loader(how, tmp_path, monkeypatch):
+    path = tmp_path / 'plain.pth'
+    torch.save({'state_dict': nn.Linear(2, 3).state_dict(), 'meta': {'epoch': 3, 'classes': ('a', 'b')}},
+               path)
+    loaded = _load_by(how, path, monkeypatch)
+    assert loaded['meta'] == {'epoch': 3, 'classes': ('a', 'b')}
+    assert loaded['state_dict']['weight'].shape == (3, 2)
 
 
 def test_restricted_getattr():

@@ -197,7 +197,7 @@ def measure_ops(args) -> list:
         deform_conv2d_k2s2(x, offset, weight, bias).sum().backward()
 
     def mmcv():
-        (deform_conv2d(x, offset, weight, stride=2) + bias.view(1, -1, 1, 1)).sum().backward()
+        (deform_conv2d(x, offset, weight, 2) + bias.view(1, -1, 1, 1)).sum().backward()
 
     t_ours = time_fn(ours, 2, args.repeat, args.device)
     t_mmcv = time_fn(mmcv, 2, args.repeat, args.device)

@@ -6,6 +6,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
+from mmlit.utils.compat import is_exporting
+
 from ..utils import ParamCache, rel_pos_bias_from_table, resize_rel_pos_table
 
 
@@ -103,7 +105,7 @@ class GlobalMultiheadAttention(BaseModule):
             else:
                 bias = self._bias_cache.get(self, (self.relative_position_bias_table, ), (hw, q.dtype),
                                             lambda: rel_pos_bias_from_table(table, hw))
-                if torch.compiler.is_exporting():
+                if is_exporting():
                     # torch.export decomposes a masked SDPA into a graph whose strides it then
                     # mistracks (torch 2.14); the same attention written out exports cleanly
                     attn = (q * q.shape[-1]**-0.5) @ k.transpose(-2, -1) + bias

@@ -7,6 +7,8 @@ from mmcv.cnn.bricks.drop import build_dropout
 from mmcv.cnn.bricks.transformer import FFN
 from mmengine.model import BaseModule
 
+from mmlit.utils.compat import is_tracing
+
 from .attention import GlobalMultiheadAttention
 
 
@@ -30,7 +32,7 @@ def _mlp(ffn: FFN, norm: torch.nn.Module, x: torch.Tensor, chunk_tokens: int) ->
     MLP, so the result is the same.
     """
     B, N, C = x.shape
-    if torch.is_grad_enabled() or B * N <= chunk_tokens or torch.compiler.is_compiling():
+    if torch.is_grad_enabled() or B * N <= chunk_tokens or is_tracing():
         return ffn(norm(x), identity=x)
     tokens = x.reshape(B * N, C)
     out = torch.cat([ffn(norm(part), identity=part) for part in tokens.split(chunk_tokens)])

@@ -58,7 +58,13 @@ class DeformableTokenMerging(BaseModule):
         With ``return_offset=True`` the predicted offsets are returned too.
         """
         offset = self.get_offset(x)
-        out = self.act(self._normalize(deform_conv2d_k2s2(x, offset, self.conv.weight, self.conv.bias)))
+        merged = deform_conv2d_k2s2(x, offset, self.conv.weight, self.conv.bias)
+        # Channels-last memory: the map (B, C, H, W) is then the stage's tokens (B, H*W, C) without a
+        # copy, and norm, activation and their gradients (which come back from the tokens) share one
+        # layout. (torch 2.1's CPU GELU backward gives garbage in float32 when its incoming gradient
+        # has another layout than its input.)
+        merged = merged.contiguous(memory_format=torch.channels_last)
+        out = self.act(self._normalize(merged))
         return (out, offset) if return_offset else out
 
     def _normalize(self, x: torch.Tensor) -> torch.Tensor:

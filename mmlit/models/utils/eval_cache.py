@@ -4,6 +4,8 @@ from typing import Callable, Hashable, Sequence
 import torch
 import torch.nn as nn
 
+from mmlit.utils.compat import is_tracing
+
 
 class ParamCache:
     """Remembers the last value of ``compute()`` for one key, while the parameters it reads are unchanged.
@@ -25,7 +27,7 @@ class ParamCache:
 
     @staticmethod
     def usable(module: nn.Module, params: Sequence[torch.Tensor]) -> bool:
-        if module.training or torch.compiler.is_compiling():
+        if module.training or is_tracing():
             return False
         return not (torch.is_grad_enabled() and any(p.requires_grad for p in params))
 

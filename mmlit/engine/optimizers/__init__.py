@@ -1,0 +1,3 @@
+from .amp_optimizer_wrapper import AmpOptimWrapper
+
+__all__ = ['AmpOptimWrapper']

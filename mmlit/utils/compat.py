@@ -1,0 +1,46 @@
+"""Feature detection for the torch releases mmlit supports (2.1 to the newest; README "Supported versions").
+
+Code elsewhere in mmlit asks these helpers what the running torch can do, never its version number.
+"""
+import functools
+import inspect
+
+import torch
+
+_compiler = getattr(torch, 'compiler', None)
+if hasattr(_compiler, 'is_compiling'):  # torch >= 2.3
+    _is_compiling = _compiler.is_compiling
+else:  # torch 2.1/2.2: the same flag under its older name
+    from torch._dynamo import is_compiling as _is_compiling
+# torch.export's flag (torch >= 2.6); older torch.export runs under dynamo, where is_compiling() holds
+_is_torch_exporting = getattr(_compiler, 'is_exporting', lambda: False)
+
+
+def is_compiling() -> bool:
+    """True while ``torch.compile`` (dynamo) traces the calling code, on every supported torch."""
+    return _is_compiling()
+
+
+def is_exporting() -> bool:
+    """True while the calling code is traced for export: ``torch.export`` (torch >= 2.6 says so) or the
+    TorchScript tracer that ``torch.onnx.export`` uses without dynamo (every torch)."""
+    return _is_torch_exporting() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+
+
+def is_tracing() -> bool:
+    """True under ``torch.compile``, ``torch.export`` or ONNX/TorchScript tracing: where eager-only fast
+    paths (caches keyed by storage pointers, data-dependent chunking) must give way to the plain code."""
+    return is_compiling() or is_exporting()
+
+
+@functools.lru_cache(maxsize=None)
+def onnx_has_dynamo_exporter() -> bool:
+    """Whether ``torch.onnx.export`` takes ``dynamo=`` (the torch.export-based exporter, torch >= 2.5)."""
+    return 'dynamo' in inspect.signature(torch.onnx.export).parameters
+
+
+@functools.lru_cache(maxsize=None)
+def has_weights_only_allowlist() -> bool:
+    """Whether weights-only ``torch.load`` can be taught extra safe globals (``add_safe_globals``,
+    torch >= 2.4). Older torch has a fixed allow-list that MMEngine checkpoints do not fit."""
+    return hasattr(torch.serialization, 'add_safe_globals')
