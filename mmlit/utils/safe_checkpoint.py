@@ -29,6 +29,9 @@ and the ones above, and refuses every other global with an ``UnpicklingError`` n
 ``resume``, ``init_cfg=dict(type='Pretrained')``, mmlit's tools) load local files and http(s) URLs
 through :func:`safe_load`.
 """
+import _compat_pickle
+import codecs
+import collections
 import os
 import os.path as osp
 import pickle
@@ -63,8 +66,8 @@ def _history_buffer_getstate(self) -> dict:
 
 
 def _numpy_globals() -> list:
-    core = np._core if hasattr(np, '_core') else np.core
-    reconstruct, scalar = core.multiarray._reconstruct, core.multiarray.scalar
+    from numpy._core import multiarray  # numpy 2 (numpy 1.26 maps it to numpy.core.multiarray)
+    reconstruct, scalar = multiarray._reconstruct, multiarray.scalar
     safe = [np.ndarray, np.dtype]
     # numpy pickles its internals under the module path of the numpy that wrote the file
     for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
@@ -97,6 +100,10 @@ def _restricted_globals() -> Dict[str, Any]:
     """'module.name' -> object: torch's own weights-only globals plus :func:`_safe_globals`."""
     from torch import _weights_only_unpickler
     allowed = dict(_weights_only_unpickler._get_allowed_globals())
+    # what newer torch's weights-only unpickler also accepts: bytes inside numpy arrays are pickled as
+    # _codecs.encode(str, 'latin1'); schedulers keep their milestones in a Counter
+    allowed.update({'_codecs.encode': codecs.encode, 'collections.Counter': collections.Counter,
+                    'builtins.set': set, 'builtins.bytearray': bytearray, 'builtins.complex': complex})
     for entry in _safe_globals():
         obj, name = entry if isinstance(entry, tuple) else (entry, f'{entry.__module__}.{entry.__qualname__}')
         allowed[name] = obj
@@ -109,6 +116,11 @@ class _RestrictedUnpickler(pickle.Unpickler):
     allowed: Optional[Dict[str, Any]] = None
 
     def find_class(self, module: str, name: str):
+        # Python 2 names (pickle protocols < 3 write __builtin__.getattr): what pickle's own find_class
+        # maps them to
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         if _RestrictedUnpickler.allowed is None:
             _RestrictedUnpickler.allowed = _restricted_globals()
         obj = _RestrictedUnpickler.allowed.get(f'{module}.{name}')

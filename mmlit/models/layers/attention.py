@@ -8,7 +8,8 @@ from mmengine.model.weight_init import trunc_normal_
 
 from mmlit.utils.compat import is_exporting
 
-from ..utils import ParamCache, rel_pos_bias_from_table, resize_rel_pos_table
+from ..utils import (ParamCache, rel_pos_bias_by_index, rel_pos_bias_from_table, rel_pos_index,
+                     resize_rel_pos_table)
 
 
 class GlobalMultiheadAttention(BaseModule):
@@ -86,7 +87,7 @@ class GlobalMultiheadAttention(BaseModule):
 
     def _bias_bytes(self, hw: Tuple[int, int], table: torch.Tensor) -> int:
         N = hw[0] * hw[1]
-        return self.num_heads * N * N * table.element_size()
+        return self.num_heads * N * N * table.dtype.itemsize
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         B, N, C = x.shape
@@ -99,19 +100,19 @@ class GlobalMultiheadAttention(BaseModule):
             # mask falls back to the math path (5x slower at detection sizes, attention materialised).
             table = self.resized_table(hw, q.dtype)
             total = self._bias_bytes(hw, table)
-            if total > self.bias_cache_bytes:
+            if is_exporting():
+                # For exporters, the plain formula with the bias gathered by index: TorchScript's ONNX
+                # exporter cannot export unfold, and torch.export decomposes a masked SDPA into a graph
+                # whose strides it then mistracks (torch 2.14).
+                attn = (q * q.shape[-1]**-0.5) @ k.transpose(-2, -1) + rel_pos_bias_by_index(table, hw)
+                x = attn.softmax(dim=-1) @ v
+            elif total > self.bias_cache_bytes:
                 rows = max(1, self.bias_block_bytes // (total // hw[0]))
                 x = self._blockwise_attention(q, k, v, table, hw, dropout_p, rows)
             else:
                 bias = self._bias_cache.get(self, (self.relative_position_bias_table, ), (hw, q.dtype),
                                             lambda: rel_pos_bias_from_table(table, hw))
-                if is_exporting():
-                    # torch.export decomposes a masked SDPA into a graph whose strides it then
-                    # mistracks (torch 2.14); the same attention written out exports cleanly
-                    attn = (q * q.shape[-1]**-0.5) @ k.transpose(-2, -1) + bias
-                    x = attn.softmax(dim=-1) @ v
-                else:
-                    x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[None], dropout_p=dropout_p)
+                x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[None], dropout_p=dropout_p)
         x = x.transpose(1, 2).reshape(B, N, C)
         return self.proj_drop(self.proj(x))
 
@@ -167,11 +168,7 @@ def _plain_weights(attn: GlobalMultiheadAttention, q: torch.Tensor, k: torch.Ten
             raise ValueError(f'A relative position bias needs exactly the {H}x{W} grid tokens, got {N}')
         table = resize_rel_pos_table(attn.relative_position_bias_table, attn.table_shape,
                                      (2 * H - 1, 2 * W - 1)).flatten(1)
-        ys, xs = torch.meshgrid(torch.arange(H, device=q.device), torch.arange(W, device=q.device),
-                                indexing='ij')
-        coords = torch.stack((ys.flatten(), xs.flatten()))
-        rel = coords[:, rows, None] - coords[:, None, :]
-        index = (rel[0] + H - 1) * (2 * W - 1) + rel[1] + W - 1
+        index = rel_pos_index(hw, q.device)[rows]
         logits = logits + table[:, index.view(-1)].view(heads, len(rows), N)
     return logits.softmax(-1)
 

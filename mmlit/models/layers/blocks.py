@@ -23,6 +23,13 @@ def _ffn(embed_dims: int, mlp_ratio: float, drop_rate: float, drop_path_rate: fl
         add_identity=True)
 
 
+def _residual_ffn(ffn: FFN, x: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
+    """``identity + DropPath(MLP(x))``: what ``ffn(x, identity=identity)`` computes, without the
+    signature inspection that the deprecation decorator of mmcv's ``FFN.forward`` runs on every call
+    (``torch.compile`` of torch 2.1 cannot trace it and splits the graph there)."""
+    return identity + ffn.dropout_layer(ffn.gamma2(ffn.layers(x)))
+
+
 def _mlp(ffn: FFN, norm: torch.nn.Module, x: torch.Tensor, chunk_tokens: int) -> torch.Tensor:
     """``x + MLP(LN(x))``; without autograd, over chunks of ``chunk_tokens`` tokens of the whole batch.
 
@@ -33,9 +40,9 @@ def _mlp(ffn: FFN, norm: torch.nn.Module, x: torch.Tensor, chunk_tokens: int) ->
     """
     B, N, C = x.shape
     if torch.is_grad_enabled() or B * N <= chunk_tokens or is_tracing():
-        return ffn(norm(x), identity=x)
+        return _residual_ffn(ffn, norm(x), x)
     tokens = x.reshape(B * N, C)
-    out = torch.cat([ffn(norm(part), identity=part) for part in tokens.split(chunk_tokens)])
+    out = torch.cat([_residual_ffn(ffn, norm(part), part) for part in tokens.split(chunk_tokens)])
     return out.view(B, N, C)
 
 

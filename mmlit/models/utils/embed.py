@@ -76,5 +76,26 @@ def rel_pos_bias_from_table(table: torch.Tensor,
     shape = (table.shape[0], (stop - start) * W, H * W)
     if out is not None and reversed_keys:
         return out[:windows.numel()].view(windows.shape).copy_(windows).view(shape)
-    bias = windows.reshape(shape)
-    return bias if reversed_keys else bias.flip(-1)
+    if not reversed_keys:
+        # keys back in order: (a, b) -> (H-1-a, W-1-b), on the window dims (the same as flipping the
+        # flattened keys, which torch 2.1's inductor miscompiles after this reshape)
+        windows = windows.flip(-2, -1)
+    return windows.reshape(shape)
+
+
+def rel_pos_index(hw: Tuple[int, int], device=None) -> torch.Tensor:
+    """(H*W, H*W) indices into a flattened (2H-1) x (2W-1) table: entry [(y1, x1), (y2, x2)] is the index
+    of the relative offset (y1 - y2 + H - 1, x1 - x2 + W - 1)."""
+    H, W = hw
+    ys, xs = torch.meshgrid(torch.arange(H, device=device), torch.arange(W, device=device), indexing='ij')
+    coords = torch.stack((ys.flatten(), xs.flatten()))
+    rel = coords[:, :, None] - coords[:, None, :]
+    return (rel[0] + H - 1) * (2 * W - 1) + rel[1] + W - 1
+
+
+def rel_pos_bias_by_index(table: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+    """What :func:`rel_pos_bias_from_table` gives, gathered through :func:`rel_pos_index` as the official
+    code does: a plain gather, for exporters (TorchScript's ONNX exporter cannot export ``unfold``)."""
+    N = hw[0] * hw[1]
+    index = rel_pos_index(hw, table.device).view(-1)
+    return table.flatten(1)[:, index].view(table.shape[0], N, N)
