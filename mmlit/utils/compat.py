@@ -22,13 +22,13 @@ def is_compiling() -> bool:
 
 
 def is_exporting() -> bool:
-    """True while the calling code is traced for export: ``torch.export`` (torch >= 2.6 says so) or the
-    TorchScript tracer that ``torch.onnx.export`` uses without dynamo (every torch)."""
-    return _is_torch_exporting() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+    """True while the calling code is traced for export: by ``torch.export`` (torch >= 2.6 says so) or by
+    ``torch.onnx.export`` (its TorchScript exporter on every torch)."""
+    return _is_torch_exporting() or torch.onnx.is_in_onnx_export()
 
 
 def is_tracing() -> bool:
-    """True under ``torch.compile``, ``torch.export`` or ONNX/TorchScript tracing: where eager-only fast
+    """True under ``torch.compile``, ``torch.export`` or ``torch.onnx.export``: where eager-only fast
     paths (caches keyed by storage pointers, data-dependent chunking) must give way to the plain code."""
     return is_compiling() or is_exporting()
 
