@@ -51,6 +51,7 @@ def test_sdpa_flops_count_both_matmuls():
     assert flop_analyzer(Attn(), q).total() == 2 * 3 * 10 * 10 * (8 + 8)
 
 
+@pytest.mark.slow
 def test_get_flops_tool_on_arch_and_config():
     out = run_tool('tools/analysis_tools/get_flops.py', 'ti', '--table', '--depth', '1')
     assert 'FLOPs (multiply-adds): 3.62 G' in out and 'Params: 19.37 M' in out and 'stages' in out
@@ -62,6 +63,7 @@ def test_get_flops_tool_on_arch_and_config():
     assert 'FLOPs (multiply-adds): 3.63 G' in out and 'Params: 19.89 M' in out
 
 
+@pytest.mark.slow
 def test_benchmark_tool(tmp_path):
     out_json = str(tmp_path / 'bench.json')
     out = run_tool('tools/analysis_tools/benchmark.py', 'ti', 'configs/toy/fpn_lit_ti_toy_shapes.py',
@@ -80,12 +82,14 @@ def test_benchmark_tool(tmp_path):
     assert len(ops) == 2 and all(r['speedup'] > 0 for r in ops)
 
 
+@pytest.mark.slow
 def test_benchmark_inference_bf16(tmp_path):
     out = run_tool('tools/analysis_tools/benchmark.py', 's', '--batch', '1', '--shape', '64', '--warmup', '1',
                    '--repeat', '2', '--dtype', 'bf16')
     assert 'inference' in out and 'bf16' in out
 
 
+@pytest.mark.slow
 def test_pytorch2onnx_tool(tmp_path):
     pytest.importorskip('onnxruntime')
     onnx_file = str(tmp_path / 'lit_ti.onnx')

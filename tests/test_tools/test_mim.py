@@ -30,6 +30,8 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOY_CONFIG = 'mask_rcnn_lit_ti_fpn_toy_shapes.py'  # a bare name: mim finds it in mmlit/.mim/configs
 FIXTURE = osp.join(ROOT, 'tests', 'data', 'official_lit_small.pth')
 
+pytestmark = pytest.mark.slow  # builds a wheel and a virtualenv, runs mim's commands end to end
+
 # what mim needs from mmlit/.mim, and the kinds of files MANIFEST.in ships from each original
 MIM_SOURCES = {'configs': ('.py', '.yml'), 'tools': ('.py', '.sh'), 'demo': ('.py', '.png')}
 # what a build of mmlit reads (the rest of the checkout, virtualenvs and data included, is not copied)
@@ -212,7 +214,6 @@ def test_mim_run_lit2mmlit_converts_an_official_checkpoint(mim_env, tmp_path):
     assert converted['meta']['converted_from'] == str(src)
 
 
-@pytest.mark.slow
 def test_mim_train_then_test_the_toy_config(mim_env):
     """`mim train` / `mim test` with a bare config name: the config, tools/train.py and tools/test.py all
     come from the wheel's mmlit/.mim; the toy data is generated in the working dir (outside the repo)."""

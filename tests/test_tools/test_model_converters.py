@@ -74,6 +74,7 @@ def _run_tool(*args):
     return subprocess.run([sys.executable, TOOL, *map(str, args)], capture_output=True, text=True, cwd=ROOT)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(CASES))
 def test_official_task_checkpoint_converts_and_loads_strictly(name, tmp_path):
     config, backbone_layout, head_shapes = CASES[name]
@@ -121,6 +122,7 @@ def test_official_task_checkpoint_converts_and_loads_strictly(name, tmp_path):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_config_check_names_what_differs(tmp_path):
     """An ImageNet checkpoint is not a detector: the tool says so instead of writing a half model."""
     classifier = build_target(osp.join(ROOT, 'configs', 'lit_ti_8xb128_in1k.py'))

@@ -17,6 +17,8 @@ TOOLS = osp.join(ROOT, 'tools')
 TOY = osp.join(ROOT, 'configs', 'toy')
 DEMO_IMAGE = osp.join(ROOT, 'demo', 'demo.png')
 
+pytestmark = pytest.mark.slow  # every test here runs the tools end to end
+
 # (config, options that make it short, metric the test prints)
 EPOCH_SHORT = ['train_dataloader.dataset.indices=8', 'val_dataloader.dataset.indices=4',
                'test_dataloader.dataset.indices=4', 'train_cfg.val_interval=1']

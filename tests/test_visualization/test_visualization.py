@@ -98,6 +98,7 @@ def _run(tool, *args):
     return result.stdout
 
 
+@pytest.mark.slow
 def test_visualization_tools_with_an_official_checkpoint(tmp_path):
     """Both tools on the embedded image with LIT-Ti weights in the official layout (random offsets)."""
     model = _with_offsets(LIT(arch='ti', out_type='cls_token', out_indices=(3, )))
@@ -121,6 +122,7 @@ def test_visualization_tools_with_an_official_checkpoint(tmp_path):
     assert grid.std() > 10
 
 
+@pytest.mark.slow
 def test_visualization_tool_rejects_a_point_outside_the_image(tmp_path):
     result = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'visualization', 'vis_dtm_offsets.py'),
                              IMAGE, 'ti', '--points', '300,10', '--out', str(tmp_path / 'x.png')],
