@@ -1,6 +1,7 @@
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 
 from mmlit.registry import register_in_root
+
 from .hooks import IterationSeedHook
 from .optimizers import AmpOptimWrapper  # noqa: F401  (registers 'mmlit.AmpOptimWrapper')
 

@@ -1,4 +1,5 @@
 from mmlit.utils.analysis import load_backbone
+
 from .attention_maps import collect_attention_maps, draw_attention_grid
 from .dtm_offsets import collect_dtm_offsets, draw_sampling_locations, trace_sampling_locations
 from .inputs import load_image

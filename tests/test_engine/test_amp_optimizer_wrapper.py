@@ -19,10 +19,8 @@ from mmlit.engine import AmpOptimWrapper
 from mmlit.engine.optimizers import amp_optimizer_wrapper as amp_module
 from mmlit.engine.optimizers.cpu_autocast import cpu_autocast
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tests', 'test_tools'))
-# the toy runs' helpers: the work dir fixture, the subprocess runner, the options that shorten an epoch
-from test_train_test_tools import EPOCH_SHORT, TOOLS, TOY, run, workspace  # noqa: E402,F401
+# the toy runs' helpers (tests/helpers): the subprocess runner, the options that shorten an epoch
+from toy_runs import EPOCH_SHORT, ROOT, TOOLS, TOY, run
 
 CONFIGS = osp.join(ROOT, 'configs')
 AMP_TOY = osp.join(TOY, 'mask_rcnn_lit_s_fpn_toy_shapes.py')

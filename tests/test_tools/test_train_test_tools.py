@@ -12,16 +12,11 @@ import torch
 
 import mmlit  # noqa: F401  (weights-only loading of mmengine checkpoints)
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOLS = osp.join(ROOT, 'tools')
-TOY = osp.join(ROOT, 'configs', 'toy')
-DEMO_IMAGE = osp.join(ROOT, 'demo', 'demo.png')
+from toy_runs import DEMO_IMAGE, EPOCH_SHORT, ROOT, TOOLS, TOY, run
 
 pytestmark = pytest.mark.slow  # every test here runs the tools end to end
 
 # (config, options that make it short, metric the test prints)
-EPOCH_SHORT = ['train_dataloader.dataset.indices=8', 'val_dataloader.dataset.indices=4',
-               'test_dataloader.dataset.indices=4', 'train_cfg.val_interval=1']
 TASKS = {
     'mask_rcnn': ('mask_rcnn_lit_ti_fpn_toy_shapes.py', EPOCH_SHORT, ['coco/bbox_mAP', 'coco/segm_mAP']),
     'retinanet': ('retinanet_lit_ti_fpn_toy_shapes.py', EPOCH_SHORT, ['coco/bbox_mAP']),
@@ -30,21 +25,6 @@ TASKS = {
                                                   'default_hooks.checkpoint.interval=2'], ['mIoU']),
     'classifier': ('lit_ti_toy_shapes_cls.py', EPOCH_SHORT, ['accuracy/top1']),
 }
-
-
-@pytest.fixture(scope='module')
-def workspace(tmp_path_factory):
-    """A working directory whose data/toy_shapes is generated once for all tests here."""
-    return tmp_path_factory.mktemp('toy_workspace')
-
-
-def run(args, cwd, env=None, timeout=600):
-    python_path = os.pathsep.join([ROOT, osp.join(ROOT, 'tests', 'helpers'), os.environ.get('PYTHONPATH', '')])
-    full_env = dict(os.environ, PYTHONPATH=python_path,
-                    OMP_NUM_THREADS='1', **(env or {}))
-    result = subprocess.run(args, cwd=str(cwd), env=full_env, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f'{args} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}'
-    return result.stdout + result.stderr
 
 
 def _length(task, n):
@@ -198,9 +178,9 @@ def _last_metrics(log, keys):
 
 
 def test_main_job_learns_well_above_an_untrained_model(workspace):
+    from mmdet.registry import MODELS
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
-    from mmdet.registry import MODELS
 
     config = osp.join(TOY, 'mask_rcnn_lit_ti_fpn_toy_shapes.py')
     work_dir = workspace / 'main_job'

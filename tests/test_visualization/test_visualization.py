@@ -10,8 +10,13 @@ import torch
 
 from mmlit.models import LIT
 from mmlit.models.utils import mmlit_to_lit
-from mmlit.visualization import (collect_attention_maps, collect_dtm_offsets, draw_attention_grid,
-                                 draw_sampling_locations, trace_sampling_locations)
+from mmlit.visualization import (
+    collect_attention_maps,
+    collect_dtm_offsets,
+    draw_attention_grid,
+    draw_sampling_locations,
+    trace_sampling_locations,
+)
 from mmlit.visualization.dtm_offsets import COLORS
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

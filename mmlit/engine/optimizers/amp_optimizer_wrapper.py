@@ -11,6 +11,7 @@ from mmengine.optim import AmpOptimWrapper as MMEngineAmpOptimWrapper
 from mmengine.optim import OptimWrapper
 
 from mmlit.registry import OPTIM_WRAPPERS
+
 from .cpu_autocast import cpu_autocast
 
 # the devices MMEngine's AmpOptimWrapper accepts (musa: mmengine >= 0.10.4)

@@ -12,6 +12,7 @@ from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmlit.registry import MODELS
+
 from ..utils.ckpt_convert import lit_to_mmlit
 from .lit_stage import LITStage
 

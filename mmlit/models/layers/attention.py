@@ -8,8 +8,7 @@ from mmengine.model.weight_init import trunc_normal_
 
 from mmlit.utils.compat import is_exporting
 
-from ..utils import (ParamCache, rel_pos_bias_by_index, rel_pos_bias_from_table, rel_pos_index,
-                     resize_rel_pos_table)
+from ..utils import ParamCache, rel_pos_bias_by_index, rel_pos_bias_from_table, rel_pos_index, resize_rel_pos_table
 
 
 class GlobalMultiheadAttention(BaseModule):
