@@ -28,6 +28,19 @@ _VERSION = 1  # bump when the generated content changes
 
 def _draw_shape(kind: str, center: Tuple[float, float], size: float, angle: float,
                 shape: Tuple[int, int]) -> np.ndarray:
+    """Rasterise one filled shape as a boolean mask.
+
+    Args:
+        kind (str): ``'circle'`` or ``'square'``; anything else is drawn as a triangle.
+        center (tuple[float]): (x, y) centre, in pixels.
+        size (float): Diameter of the circle, or of the circle through the polygon's vertices, in pixels.
+        angle (float): Direction of the polygon's first vertex from the centre, in radians (unused for a
+            circle).
+        shape (tuple[int]): (H, W) of the mask.
+
+    Returns:
+        np.ndarray: (H, W) bool mask, True inside the shape.
+    """
     mask = Image.new('L', (shape[1], shape[0]), 0)
     draw = ImageDraw.Draw(mask)
     cx, cy = center
@@ -42,6 +55,20 @@ def _draw_shape(kind: str, center: Tuple[float, float], size: float, angle: floa
 
 
 def _make_image(rng: np.random.RandomState, img_size: int):
+    """Draw one random image: 1-3 shapes, each of one random colour, on a noisy background.
+
+    Each shape's size is 20-45% of the image side, and it lies wholly inside the image. Shapes are
+    drawn in order, so later ones occlude earlier ones.
+
+    Args:
+        rng (np.random.RandomState): The generator all randomness comes from.
+        img_size (int): Side of the square image, in pixels.
+
+    Returns:
+        tuple: The (img_size, img_size, 3) uint8 RGB image, and a list of ``(label, mask)`` pairs in
+        drawing order, one per shape with at least 16 visible pixels: ``label`` an index into
+        :data:`CLASSES`, ``mask`` the (H, W) bool mask of its visible part.
+    """
     H = W = img_size
     image = (rng.rand(H, W, 3) * 40 + rng.randint(60, 160, size=3)).astype(np.float32)
     visible = []
@@ -63,6 +90,18 @@ def _make_image(rng: np.random.RandomState, img_size: int):
 
 
 def _coco_annotation(mask: np.ndarray, label: int, image_id: int, ann_id: int) -> dict:
+    """The COCO annotation of one instance.
+
+    Args:
+        mask (np.ndarray): (H, W) bool mask of the instance's visible pixels; not empty.
+        label (int): Index into :data:`CLASSES`; the category id is ``label + 1``.
+        image_id (int): Id of the image.
+        ann_id (int): Id of the annotation.
+
+    Returns:
+        dict: The annotation: the mask as a compressed RLE (``counts`` decoded to a str, so it is
+        JSON-ready), the area in pixels, the tight box ``[x, y, w, h]`` around the mask, ``iscrowd=0``.
+    """
     from pycocotools import mask as mask_utils
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
     rle['counts'] = rle['counts'].decode('ascii')

@@ -1,3 +1,5 @@
+"""Training-loop components: :class:`IterationSeedHook` (also in the root hook registry) and
+mmlit's :class:`AmpOptimWrapper` (mixed precision that also runs on the CPU, as ``mmlit.AmpOptimWrapper``)."""
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 
 from mmlit.registry import register_in_root

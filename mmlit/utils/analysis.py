@@ -17,6 +17,7 @@ from mmengine.registry import DefaultScope, init_default_scope
 
 
 def is_config(target: str) -> bool:
+    """Whether ``target`` is a config file (ends with ``.py`` or is an existing file), not an arch name."""
     return target.endswith('.py') or osp.isfile(target)
 
 
@@ -118,6 +119,18 @@ def dummy_batch(model: nn.Module, batch: int, shape: Sequence[int], with_gt: boo
 
 
 def _det_sample(model, meta, gen, with_gt):
+    """An mmdet ``DetDataSample`` with the metainfo ``meta``, and random ground truth if asked.
+
+    Args:
+        model (nn.Module): The detector; its ``with_mask`` says whether instance masks are needed.
+        meta (dict): Image metainfo; ``img_shape`` is (H, W).
+        gen (torch.Generator): Generator of the random boxes.
+        with_gt (bool): Add ``gt_instances``: 3 random boxes (x1, y1, x2, y2) inside the image, label 0,
+            and for a mask detector their filled boxes as ``BitmapMasks``.
+
+    Returns:
+        DetDataSample: The sample (on the CPU).
+    """
     from mmdet.structures import DetDataSample
     from mmdet.structures.mask import BitmapMasks
     from mmengine.structures import InstanceData
@@ -139,6 +152,8 @@ def _det_sample(model, meta, gen, with_gt):
 
 
 def _seg_sample(model, meta, gen, with_gt):
+    """An mmseg ``SegDataSample`` with the metainfo ``meta``; with ``with_gt``, a random (1, H, W)
+    ``gt_sem_seg`` of labels below the decode head's ``num_classes``, drawn from ``gen``."""
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
     sample = SegDataSample(metainfo=meta)
@@ -159,6 +174,8 @@ class TensorForward(nn.Module):
         self.data_samples = data_samples
 
     def forward(self, inputs: torch.Tensor):
+        """The backbone's outputs, or the whole model's raw ``tensor``-mode outputs, for ``inputs``
+        (B, 3, H, W)."""
         if self.data_samples is None:
             return self.model(inputs)
         return self.model(inputs, self.data_samples, mode='tensor')

@@ -45,6 +45,11 @@ def check_stack() -> None:
 
 
 def main() -> int:
+    """Print the stack's versions and :func:`check_stack` it.
+
+    Returns:
+        int: The exit status: 0 when the stack works together, 1 (the problem printed to stderr) when not.
+    """
     env = collect_env()
     print(', '.join(f'{k} {v}' for k, v in env.items()))
     try:

@@ -48,4 +48,5 @@ def analyse_target(target: str, shape, cfg_options=None) -> Tuple[FlopAnalyzer, 
 
 
 def count_params(module: nn.Module) -> int:
+    """Number of parameter elements of ``module``, trainable or not."""
     return sum(p.numel() for p in module.parameters())

@@ -66,6 +66,15 @@ def _history_buffer_getstate(self) -> dict:
 
 
 def _numpy_globals() -> list:
+    """The numpy objects weights-only loading must resolve for the numpy arrays in MMEngine's ``meta``.
+
+    ``ndarray``, ``dtype``, the array and scalar reconstructors under both module paths a checkpoint may
+    name (``numpy.core.multiarray`` of numpy 1, ``numpy._core.multiarray`` of numpy 2), and numpy's
+    ``*DType`` classes (numpy >= 1.25).
+
+    Returns:
+        list: Objects, and (object, 'module.name') pairs for the names other than the object's own.
+    """
     from numpy._core import multiarray  # numpy 2 (numpy 1.26 maps it to numpy.core.multiarray)
     reconstruct, scalar = multiarray._reconstruct, multiarray.scalar
     safe = [np.ndarray, np.dtype]
@@ -116,6 +125,13 @@ class _RestrictedUnpickler(pickle.Unpickler):
     allowed: Optional[Dict[str, Any]] = None
 
     def find_class(self, module: str, name: str):
+        """Resolve the global ``module.name`` from the allow-list (built on first use, then shared).
+
+        Python 2 names are first mapped as pickle's own ``find_class`` maps them.
+
+        Raises:
+            pickle.UnpicklingError: The global is not allow-listed.
+        """
         # Python 2 names (pickle protocols < 3 write __builtin__.getattr): what pickle's own find_class
         # maps them to
         if (module, name) in _compat_pickle.NAME_MAPPING:
@@ -134,6 +150,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 
 def _restricted_load(file, **kwargs):
+    """``pickle.load`` through :class:`_RestrictedUnpickler`: the ``load`` of the pickle module given to
+    ``torch.load``."""
     return _RestrictedUnpickler(file, **kwargs).load()
 
 

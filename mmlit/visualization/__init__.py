@@ -1,3 +1,5 @@
+"""Figures of what LIT learns: attention maps of its global self-attention, sampling locations of its
+deformable token merging, and the backbone and image loading they share."""
 from mmlit.utils.analysis import load_backbone
 
 from .attention_maps import collect_attention_maps, draw_attention_grid

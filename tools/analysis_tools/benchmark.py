@@ -140,11 +140,24 @@ def measure_model(args) -> dict:
     faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     times = time_fn(step, 0, args.repeat, args.device)
     faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before) / args.repeat
+    first = _first_tensor(step())
     result = dict(target=target, times=times, rss_before=rss_before, rss_peak=peak_rss_bytes(),
-                  page_faults=faults)
+                  page_faults=faults, out_dtype=None if first is None else str(first.dtype))
     if args.device.startswith('cuda'):
         result['cuda_peak'] = torch.cuda.max_memory_allocated()
     return result
+
+
+def _first_tensor(out):
+    """The first tensor of a model's output (a tensor, or nested tuples/lists/dicts of them)."""
+    if torch.is_tensor(out):
+        return out
+    items = out.values() if isinstance(out, dict) else out
+    for item in items:
+        found = _first_tensor(item) if isinstance(item, (tuple, list, dict)) or torch.is_tensor(item) else None
+        if found is not None:
+            return found
+    return None
 
 
 def run_child(args, target: str) -> dict:
@@ -267,7 +280,7 @@ def main(argv=None):
         results.append(dict(target=target, mode=mode, batch=args.batch, shape=args.shape, dtype=args.dtype,
                             compile=args.compile, **stats, throughput=args.batch / stats['median'],
                             rss_peak=res['rss_peak'], rss_before=res['rss_before'], page_faults=res['page_faults'],
-                            cuda_peak=res.get('cuda_peak'), gflops_per_s=achieved / 1e9,
+                            cuda_peak=res.get('cuda_peak'), out_dtype=res['out_dtype'], gflops_per_s=achieved / 1e9,
                             peak_fraction=achieved / peak))
     if args.ops:
         for name, ours, theirs, t_ours, t_theirs in measure_ops(args):

@@ -1,3 +1,4 @@
+"""A hook that reseeds Python, NumPy and torch from (seed, iteration), for reproducible resumed runs."""
 import random
 
 import numpy as np
@@ -29,6 +30,11 @@ class IterationSeedHook(Hook):
         self.seed = seed
 
     def _reseed(self, runner) -> None:
+        """Seed Python's ``random``, NumPy and torch with ``(base + runner.iter) % 2**31``.
+
+        ``base`` is ``seed``, else the runner's seed (0 if it has none), plus the rank when the
+        runner's ``randomness`` config sets ``diff_rank_seed``.
+        """
         base = self.seed if self.seed is not None else (runner.seed or 0)
         if runner._randomness_cfg.get('diff_rank_seed', False):
             base += get_rank()
@@ -38,7 +44,13 @@ class IterationSeedHook(Hook):
         torch.manual_seed(seed)
 
     def before_train_epoch(self, runner) -> None:
+        """Reseed before the epoch's first batch is loaded, from the iteration it starts at."""
         self._reseed(runner)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        """Reseed before the next batch is loaded.
+
+        MMEngine advances ``runner.iter`` only after this hook, so the seed is that of the iteration
+        just finished.
+        """
         self._reseed(runner)

@@ -60,23 +60,52 @@ class AmpOptimWrapper(MMEngineAmpOptimWrapper):
                   logger='current', level=logging.WARNING)
 
     def backward(self, loss: torch.Tensor, **kwargs) -> None:
+        """Backpropagate ``loss``: scaled by the ``GradScaler`` (MMEngine's wrapper), or plainly on the CPU.
+
+        Args:
+            loss (Tensor): The loss of the current iteration.
+            **kwargs: Passed on to :meth:`torch.Tensor.backward`.
+        """
         if self.loss_scaler is None:
             OptimWrapper.backward(self, loss, **kwargs)
         else:
             super().backward(loss, **kwargs)
 
     def step(self, **kwargs) -> None:
+        """Update the parameters.
+
+        With a loss scaler, MMEngine's step: unscale the gradients (and clip them if ``clip_grad`` is
+        set), step through the ``GradScaler`` (which skips steps with inf/NaN gradients) and update the
+        scale. On the CPU, :class:`~mmengine.optim.OptimWrapper`'s: clip if set, then ``optimizer.step``.
+
+        Args:
+            **kwargs: Passed on to :meth:`torch.optim.Optimizer.step`.
+        """
         if self.loss_scaler is None:
             OptimWrapper.step(self, **kwargs)
         else:
             super().step(**kwargs)
 
     def state_dict(self) -> dict:
+        """The optimizer's state dict, plus the ``GradScaler``'s under ``loss_scaler`` when there is one.
+
+        Returns:
+            dict: The state to checkpoint; on the CPU it has no ``loss_scaler`` entry.
+        """
         if self.loss_scaler is None:
             return OptimWrapper.state_dict(self)
         return super().state_dict()
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """Load a state dict of :meth:`state_dict`, saved on either kind of machine.
+
+        On the CPU a ``loss_scaler`` entry (from a GPU run) is dropped (from a copy; ``state_dict`` is left
+        as it is). With a loss scaler, MMEngine's wrapper restores the ``GradScaler`` from ``loss_scaler``
+        when the entry is there (a CPU checkpoint has none: the scaler keeps its initial state).
+
+        Args:
+            state_dict (dict): The optimizer's state dict, with or without a ``loss_scaler`` entry.
+        """
         if self.loss_scaler is None:
             state_dict = dict(state_dict)
             state_dict.pop('loss_scaler', None)  # saved with a GPU's loss scaler: bfloat16 needs none
@@ -86,6 +115,16 @@ class AmpOptimWrapper(MMEngineAmpOptimWrapper):
 
     @contextmanager
     def optim_context(self, model: nn.Module):
+        """Context of one forward pass and loss computation: autocast in :attr:`cast_dtype`.
+
+        With an accelerator, MMEngine's context: its autocast, in the device's default dtype (float16 on
+        CUDA) when ``cast_dtype`` is None. On the CPU, :func:`.cpu_autocast` in bfloat16, with MMCV's
+        float32-only ops run in float32. Either way gradient synchronisation is
+        skipped during gradient accumulation, as :class:`~mmengine.optim.OptimWrapper` does.
+
+        Args:
+            model (nn.Module): The model being trained.
+        """
         if not self.on_cpu:
             with super().optim_context(model):
                 yield

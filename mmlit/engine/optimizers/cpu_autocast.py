@@ -27,6 +27,11 @@ _REDUCED = (torch.bfloat16, torch.float16)
 
 @functools.lru_cache(maxsize=None)
 def _cpu_autocast_flag() -> Callable[[], bool]:
+    """The function that says whether CPU autocast is on, for the running torch (looked up once).
+
+    ``torch.is_autocast_enabled('cpu')`` on torch >= 2.4; ``torch.is_autocast_cpu_enabled`` on torch
+    2.1-2.3, whose ``is_autocast_enabled`` takes no device.
+    """
     try:  # torch >= 2.4
         torch.is_autocast_enabled('cpu')
         return functools.partial(torch.is_autocast_enabled, 'cpu')
@@ -35,11 +40,26 @@ def _cpu_autocast_flag() -> Callable[[], bool]:
 
 
 def _needs_fp32(*tensors) -> bool:
+    """True when CPU autocast is on and any of ``tensors`` is a CPU tensor in bfloat16 or float16.
+
+    Arguments that are not tensors are ignored.
+    """
     return _cpu_autocast_flag()() and any(
         torch.is_tensor(t) and t.device.type == 'cpu' and t.dtype in _REDUCED for t in tensors)
 
 
 def _fp32_roi_align(roi_align: Callable) -> Callable:
+    """Wrap ``mmcv.ops.roi_align`` so that it runs in float32 where :func:`_needs_fp32` says so.
+
+    There the feature map and the RoIs are cast to float32 and the pooled features back to the feature
+    map's dtype; every other call passes through unchanged.
+
+    Args:
+        roi_align (Callable): ``roi_align(input, rois, *args, **kwargs)``, the function to wrap.
+
+    Returns:
+        Callable: The wrapper, with the signature of ``roi_align``.
+    """
 
     @functools.wraps(roi_align)
     def wrapper(input, rois, *args, **kwargs):
@@ -51,6 +71,17 @@ def _fp32_roi_align(roi_align: Callable) -> Callable:
 
 
 def _fp32_nms_forward(forward: Callable) -> Callable:
+    """Wrap ``NMSop.forward`` so that it gets float32 boxes and scores where :func:`_needs_fp32` says so.
+
+    The result, the indices of the kept boxes, needs no cast back.
+
+    Args:
+        forward (Callable): The plain function of the static method
+            ``NMSop.forward(ctx, bboxes, scores, *args, **kwargs)``.
+
+    Returns:
+        staticmethod: The wrapper, ready to be set on ``NMSop`` as its ``forward``.
+    """
 
     @functools.wraps(forward)
     def wrapper(ctx, bboxes, scores, *args, **kwargs):
@@ -63,6 +94,16 @@ def _fp32_nms_forward(forward: Callable) -> Callable:
 
 @contextmanager
 def _patched(owner, name: str, make: Callable) -> Iterator[None]:
+    """Context manager that sets ``owner.<name>`` to ``make(owner.<name>)`` and restores it on exit.
+
+    The original is taken from ``owner.__dict__``, so a static method is put back as the descriptor it
+    was (``getattr`` gives its plain function, which is what ``make`` receives).
+
+    Args:
+        owner (module | type): The module or class holding the attribute.
+        name (str): The attribute; it must be defined on ``owner`` itself, not inherited.
+        make (Callable): Builds the replacement from the current value.
+    """
     original = owner.__dict__[name]
     setattr(owner, name, make(getattr(owner, name)))
     try:

@@ -1,3 +1,4 @@
+"""The LIT backbone (:class:`LIT`) and its stage (:class:`LITStage`)."""
 from .lit import LIT
 from .lit_stage import LITStage
 

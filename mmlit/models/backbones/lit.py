@@ -1,3 +1,5 @@
+"""The LIT backbone: patch embedding, four :class:`LITStage` s and the output norms; the arch zoo
+(LIT-Ti/S/M/B), loading of official checkpoints converted on the fly, and stage freezing."""
 import copy
 from typing import Dict, Optional, Sequence, Union
 
@@ -48,6 +50,8 @@ class LIT(BaseModule):
         frozen_stages (int): -1 freezes nothing, 0 the patch embedding, k >= 1 also stages 1..k.
         norm_eval (bool): Keep the BatchNorms (in the DTMs) in eval mode while training.
         with_cp (bool): Gradient checkpointing of each block; saves memory, costs time.
+        dtm_norm_cfg (dict): Normalisation in the deformable token merging layers. Defaults to
+            ``dict(type='BN')``.
         convert_weights (bool): Convert a checkpoint given by ``init_cfg=dict(type='Pretrained', ...)``
             from the official LIT layout while loading it. Defaults to False.
         init_cfg (dict, optional): Initialisation config; ``dict(type='Pretrained', checkpoint=...,
@@ -194,6 +198,20 @@ class LIT(BaseModule):
     # ------------------------------------------------------------------ construction helpers
     @classmethod
     def _parse_arch(cls, arch: Union[str, dict]) -> dict:
+        """Validate ``arch`` and complete it with :attr:`arch_defaults`.
+
+        Args:
+            arch (str | dict): An :attr:`arch_zoo` name (any case) or an arch dict.
+
+        Returns:
+            dict: A deep copy of the settings, with every key of :attr:`arch_required` and
+            :attr:`arch_defaults`.
+
+        Raises:
+            ValueError: An unknown name; a dict with missing or unknown keys; a required entry without
+                one value per stage.
+            TypeError: ``arch`` is neither a str nor a dict.
+        """
         if isinstance(arch, str):
             key = arch.lower()
             if key not in cls.arch_zoo:
@@ -215,6 +233,18 @@ class LIT(BaseModule):
         return settings
 
     def _parse_indices(self, indices: Sequence[int], name: str) -> tuple:
+        """Normalise stage indices; negative ones count from the last stage.
+
+        Args:
+            indices (int | Sequence[int]): Stage indices in -4..3.
+            name (str): The argument's name, for the error message.
+
+        Returns:
+            tuple[int]: The indices in 0..3, sorted, without duplicates.
+
+        Raises:
+            ValueError: An index out of range.
+        """
         if isinstance(indices, int):
             indices = [indices]
         parsed = []
@@ -227,6 +257,15 @@ class LIT(BaseModule):
 
     # ------------------------------------------------------------------ weights
     def init_weights(self) -> None:
+        """Initialise the weights, or load them as a ``Pretrained`` ``init_cfg`` says.
+
+        Does nothing once initialised. With ``convert_weights`` and a ``Pretrained`` config, the checkpoint
+        is converted from the official layout and loaded (:meth:`_load_converted_checkpoint`); otherwise
+        MMEngine's ``init_cfg`` handling runs (the layers' own ``init_weights`` included). Without a
+        ``Pretrained`` config, the linear layers then get truncated-normal weights (std 0.02) and zero
+        biases, the LayerNorms unit weights and zero biases, and the class token a truncated normal
+        (std 0.02), as in the official code.
+        """
         if self._is_init:
             return
         pretrained = self._pretrained_cfg()
@@ -248,6 +287,7 @@ class LIT(BaseModule):
             trunc_normal_(self.cls_token, std=.02)
 
     def _pretrained_cfg(self) -> Optional[dict]:
+        """The first ``dict(type='Pretrained', ...)`` of ``init_cfg`` (a dict or a list), or None."""
         cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
         for cfg in cfgs:
             if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
@@ -255,6 +295,19 @@ class LIT(BaseModule):
         return None
 
     def _load_converted_checkpoint(self, cfg: dict) -> None:
+        """Load the backbone weights of an official LIT checkpoint (or an mmlit one) via :func:`lit_to_mmlit`.
+
+        Only the entries under ``prefix`` are loaded, non-strictly (MMEngine logs missing and unexpected
+        keys); the module then counts as initialised.
+
+        Args:
+            cfg (dict): The ``Pretrained`` config: ``checkpoint`` (a path or URL), and optionally ``prefix``
+                (default ``'backbone.'``, the prefix :func:`lit_to_mmlit` gives) and ``map_location``
+                (default ``'cpu'``).
+
+        Raises:
+            ValueError: No weights under the prefix.
+        """
         logger = MMLogger.get_current_instance()
         checkpoint = CheckpointLoader.load_checkpoint(
             cfg['checkpoint'], map_location=cfg.get('map_location', 'cpu'), logger=logger)
@@ -270,6 +323,11 @@ class LIT(BaseModule):
 
     # ------------------------------------------------------------------ train-time behaviour
     def _freeze_stages(self) -> None:
+        """Put the parts that ``frozen_stages`` freezes in eval mode and stop their gradients.
+
+        ``frozen_stages >= 0`` freezes the patch embedding (and the dropout after it); ``k >= 1`` also
+        stages 1..k (indices 0..k-1) and their output norms.
+        """
         frozen = []
         if self.frozen_stages >= 0:
             frozen.append(self.patch_embed)
@@ -285,6 +343,17 @@ class LIT(BaseModule):
                 param.requires_grad = False
 
     def train(self, mode: bool = True):
+        """Set training or eval mode, keeping the frozen stages in eval mode.
+
+        With ``norm_eval``, training mode also keeps every BatchNorm (those of the DTMs) in eval mode, so
+        its running statistics stay fixed.
+
+        Args:
+            mode (bool): Training mode (True) or eval mode (False).
+
+        Returns:
+            LIT: The module itself.
+        """
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:
@@ -295,6 +364,18 @@ class LIT(BaseModule):
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> tuple:
+        """Run the backbone on a batch of images.
+
+        Args:
+            x (Tensor): Images of shape (B, C, H, W); any size (the patch embedding pads to a multiple
+                of 4, each DTM pads odd sizes).
+
+        Returns:
+            tuple[Tensor]: One output per stage of ``out_indices``, in stage order, after its LayerNorm
+            when the stage is in ``out_norm_indices``. Stage i gives a (B, C_i, ceil(H / s), ceil(W / s))
+            map, stride s = 4 * 2**i; with ``out_type='avg_featmap'`` the last stage gives the (B, C_3)
+            mean of its tokens, with ``'cls_token'`` its (B, C_3) class token.
+        """
         B = x.shape[0]
         x, hw = self.patch_embed(x)
         if self.drop_after_patch_embed is not None:

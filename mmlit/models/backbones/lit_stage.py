@@ -1,3 +1,4 @@
+"""One stage of the LIT backbone: deformable token merging, position embedding and blocks."""
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -21,11 +22,17 @@ class LITStage(BaseModule):
         mlp_ratio (float): Hidden/embed ratio of the MLPs.
         use_msa (bool): Global self-attention blocks instead of MLP-only blocks.
         downsample (bool): Start with a deformable token merging (stride 2).
+        qkv_bias (bool): Bias in the qkv projections. Defaults to True.
         pos_embed_shape (tuple[int], optional): Token grid of an absolute position embedding.
         num_extra_tokens (int): Slots for extra tokens (class token) in the position embedding.
         rel_pos_shape (tuple[int], optional): Token grid of the relative position bias tables.
-        drop_path_rates (Sequence[float]): Stochastic depth rate per block.
+        drop_rate (float): Dropout rate (position embedding, MLPs, attention output). Defaults to 0.
+        attn_drop_rate (float): Dropout on the attention weights. Defaults to 0.
+        drop_path_rates (Sequence[float]): Stochastic depth rate per block; empty for none.
+        norm_cfg (dict): Normalisation in the blocks. Defaults to ``dict(type='LN')``.
+        dtm_norm_cfg (dict): Normalisation in the deformable token merging. Defaults to ``dict(type='BN')``.
         with_cp (bool): Gradient checkpointing per block.
+        init_cfg (dict, optional): Initialisation config.
     """
 
     def __init__(self,

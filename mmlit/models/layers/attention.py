@@ -1,3 +1,5 @@
+"""Global multi-head self-attention of LIT's attention stages, with an optional relative position bias;
+and plain reference computations of it (attention matrix materialised) for figures, tests and benchmarks."""
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -69,6 +71,8 @@ class GlobalMultiheadAttention(BaseModule):
     bias_block_bytes = 32 * 2**20
 
     def init_weights(self) -> None:
+        """Initialise as MMEngine does, then the relative position bias table (if any): truncated normal,
+        std 0.02."""
         super().init_weights()
         if self.relative_position_bias_table is not None:
             trunc_normal_(self.relative_position_bias_table, std=.02)
@@ -85,10 +89,25 @@ class GlobalMultiheadAttention(BaseModule):
         return self._table_cache.get(self, (table, ), (hw, dtype), compute)
 
     def _bias_bytes(self, hw: Tuple[int, int], table: torch.Tensor) -> int:
+        """Bytes of the whole (heads, N, N) bias of an H x W grid (N = H*W) in ``table``'s dtype."""
         N = hw[0] * hw[1]
         return self.num_heads * N * N * table.dtype.itemsize
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        """``proj(softmax(QK^T / sqrt(d) + B) V)`` over all tokens, per head; B the relative position bias.
+
+        Without a bias table this is one ``F.scaled_dot_product_attention``. With one, the bias comes
+        from :meth:`resized_table`: whole (cached in eval mode) up to ``bias_cache_bytes``, per block of
+        query rows beyond, and gathered by index under ONNX / ``torch.export`` export (see the class doc).
+
+        Args:
+            x (Tensor): Tokens of shape (B, N, C). With a relative position bias N must be H*W (no extra
+                tokens); without one, ``hw`` is unused and extra tokens may be in ``x``.
+            hw (tuple[int]): The (H, W) token grid.
+
+        Returns:
+            Tensor: The output tokens, (B, N, C).
+        """
         B, N, C = x.shape
         q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
         dropout_p = self.attn_drop if self.training else 0.
@@ -147,10 +166,16 @@ class GlobalMultiheadAttention(BaseModule):
         state_dict[key] = resized.flatten(1).t().to(table.dtype)
 
     def extra_repr(self) -> str:
+        """Shown by ``repr``: the heads and the (2h-1, 2w-1) shape of the bias table (None without one)."""
         return f'num_heads={self.num_heads}, rel_pos_table={self.table_shape}'
 
 
 def _plain_qkv(attn: GlobalMultiheadAttention, x: torch.Tensor):
+    """Q, K and V of ``attn`` for the tokens ``x`` (B, N, C).
+
+    Returns:
+        Tensor: (3, B, heads, N, C // heads): q, k and v stacked, to unpack.
+    """
     B, N, C = x.shape
     return attn.qkv(x).reshape(B, N, 3, attn.num_heads, C // attn.num_heads).permute(2, 0, 3, 1, 4)
 

@@ -13,6 +13,11 @@ from .attention import GlobalMultiheadAttention
 
 
 def _ffn(embed_dims: int, mlp_ratio: float, drop_rate: float, drop_path_rate: float) -> FFN:
+    """The MLP of LIT's blocks as an mmcv ``FFN``, residual included.
+
+    ``Linear(C, int(C * mlp_ratio))``, GELU, dropout, ``Linear(.., C)``, dropout (``drop_rate``); the
+    branch goes through DropPath (``drop_path_rate``) before the identity is added.
+    """
     return FFN(
         embed_dims=embed_dims,
         feedforward_channels=int(embed_dims * mlp_ratio),
@@ -50,6 +55,14 @@ class MLPBlock(BaseModule):
     """Pre-norm MLP with a residual connection and stochastic depth; no attention.
 
     ``x + DropPath(MLP(LN(x)))``. Inference runs over chunks of ``chunk_tokens`` tokens (see ``_mlp``).
+
+    Args:
+        embed_dims (int): Token channels.
+        mlp_ratio (float): Hidden/embed ratio of the MLP. Defaults to 4.
+        drop_rate (float): Dropout in the MLP. Defaults to 0.
+        drop_path_rate (float): Stochastic depth rate. Defaults to 0.
+        norm_cfg (dict): Normalisation before the MLP. Defaults to ``dict(type='LN')``.
+        init_cfg (dict, optional): Initialisation config.
     """
 
     chunk_tokens = 2048
@@ -66,6 +79,8 @@ class MLPBlock(BaseModule):
         self.ffn = _ffn(embed_dims, mlp_ratio, drop_rate, drop_path_rate)
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        """``x + DropPath(MLP(LN(x)))`` for tokens ``x`` (B, N, C); ``hw`` is unused (the signature of
+        :class:`MSABlock`). Returns (B, N, C)."""
         return _mlp(self.ffn, self.norm, x, self.chunk_tokens)
 
 
@@ -73,6 +88,19 @@ class MSABlock(BaseModule):
     """Pre-norm global multi-head self-attention followed by a pre-norm MLP.
 
     ``x = x + DropPath(MSA(LN(x)))``, ``x = x + DropPath(MLP(LN(x)))``.
+
+    Args:
+        embed_dims (int): Token channels.
+        num_heads (int): Attention heads.
+        mlp_ratio (float): Hidden/embed ratio of the MLP. Defaults to 4.
+        qkv_bias (bool): Bias in the qkv projection. Defaults to True.
+        drop_rate (float): Dropout after the attention projection and in the MLP. Defaults to 0.
+        attn_drop_rate (float): Dropout on the attention weights. Defaults to 0.
+        drop_path_rate (float): Stochastic depth rate of both branches. Defaults to 0.
+        rel_pos_shape (tuple[int], optional): (h, w) grid of the relative position bias table; None for
+            no bias.
+        norm_cfg (dict): Normalisation before each branch. Defaults to ``dict(type='LN')``.
+        init_cfg (dict, optional): Initialisation config.
     """
 
     chunk_tokens = 2048
@@ -98,5 +126,14 @@ class MSABlock(BaseModule):
         self.ffn = _ffn(embed_dims, mlp_ratio, drop_rate, drop_path_rate)
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        """Self-attention then MLP, each pre-norm with a residual.
+
+        Args:
+            x (Tensor): Tokens of shape (B, N, C); N = H*W with a relative position bias.
+            hw (tuple[int]): The (H, W) token grid.
+
+        Returns:
+            Tensor: (B, N, C).
+        """
         x = x + self.drop_path(self.attn(self.norm1(x), hw))
         return _mlp(self.ffn, self.norm2, x, self.chunk_tokens)

@@ -1,3 +1,4 @@
+"""Deformable token merging (DTM), LIT's learned downsampling between stages."""
 from typing import Optional
 
 import torch
@@ -68,6 +69,12 @@ class DeformableTokenMerging(BaseModule):
         return (out, offset) if return_offset else out
 
     def _normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the norm to the merged map (B, C', H', W').
+
+        A training BatchNorm with running statistics that sees one value per channel (batch 1, 1x1 map)
+        has no batch statistics: it normalises with its running statistics instead and leaves them as
+        they are.
+        """
         norm = self.norm
         if (self.training and isinstance(norm, nn.modules.batchnorm._BatchNorm)
                 and x.numel() == x.shape[1] and norm.track_running_stats):
@@ -78,4 +85,5 @@ class DeformableTokenMerging(BaseModule):
         return norm(x)
 
     def extra_repr(self) -> str:
+        """Shown by ``repr``: the input and output channels."""
         return f'in_channels={self.in_channels}, out_channels={self.out_channels}'

@@ -1,3 +1,4 @@
+"""The learnable absolute position embedding of LIT-Ti, resized to the input's token grid."""
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -19,6 +20,7 @@ class AbsolutePositionEmbedding(BaseModule):
         grid_shape (tuple[int]): (h, w) token grid at the pretraining resolution.
         num_extra_tokens (int): Slots for extra tokens in front of the grid. Defaults to 0.
         drop_rate (float): Dropout after adding the embedding. Defaults to 0.
+        init_cfg (dict, optional): Initialisation config.
     """
 
     def __init__(self, embed_dims: int, grid_shape: Sequence[int], num_extra_tokens: int = 0,
@@ -33,6 +35,7 @@ class AbsolutePositionEmbedding(BaseModule):
         self._register_load_state_dict_pre_hook(self._resize_on_load)
 
     def init_weights(self) -> None:
+        """Initialise as MMEngine does, then the embedding: truncated normal, std 0.02."""
         super().init_weights()
         trunc_normal_(self.pos_embed, std=.02)
 
@@ -46,6 +49,12 @@ class AbsolutePositionEmbedding(BaseModule):
         return self.drop(x + pos)
 
     def _resize_on_load(self, state_dict, prefix, *args, **kwargs):
+        """``load_state_dict`` pre-hook: resize a loaded embedding of another square grid to this one.
+
+        The grid part is resized bilinearly, the extra-token slots are kept (``state_dict`` is edited in
+        place). Other mismatches (a non-square grid, other channels) are left for ``load_state_dict``
+        to report.
+        """
         key = prefix + 'pos_embed'
         pos = state_dict.get(key)
         if pos is None or pos.shape == self.pos_embed.shape:

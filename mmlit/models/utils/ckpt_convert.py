@@ -45,6 +45,15 @@ _DROPPED = ('relative_position_index', )  # recomputed for every input size
 
 
 def _rename(suffix: str, renames) -> str:
+    """Replace the first of the ``(old, new)`` prefixes of ``renames`` that starts ``suffix``.
+
+    Args:
+        suffix (str): A parameter name, or its tail.
+        renames (Sequence[tuple[str, str]]): (old prefix, new prefix) pairs, tried in order.
+
+    Returns:
+        str: The renamed suffix; ``suffix`` itself when no prefix matches.
+    """
     for old, new in renames:
         if suffix.startswith(old):
             return new + suffix[len(old):]
@@ -52,6 +61,8 @@ def _rename(suffix: str, renames) -> str:
 
 
 def _block_suffix_to_mmlit(suffix: str, is_mlp_block: bool) -> str:
+    """mmlit name of a key inside one official block: ``mlp.fc1`` / ``mlp.fc2`` -> ``ffn.layers.0.0`` /
+    ``ffn.layers.1``, and in an MLP-only block (one norm in mmlit) ``norm2`` -> ``norm``."""
     suffix = _rename(suffix, _BLOCK_RENAMES)
     if is_mlp_block and suffix.startswith('norm2.'):
         suffix = 'norm.' + suffix[len('norm2.'):]
@@ -59,6 +70,8 @@ def _block_suffix_to_mmlit(suffix: str, is_mlp_block: bool) -> str:
 
 
 def _block_suffix_to_lit(suffix: str) -> str:
+    """The inverse of :func:`_block_suffix_to_mmlit`: ``ffn.layers.*`` -> ``mlp.fc*``, an MLP block's
+    ``norm`` -> ``norm2``."""
     suffix = _rename(suffix, [(new, old) for old, new in _BLOCK_RENAMES])
     if suffix.startswith('norm.'):  # mmlit MLP block norm
         suffix = 'norm2.' + suffix[len('norm.'):]
@@ -78,6 +91,21 @@ def _mlp_blocks(state_dict: Mapping[str, torch.Tensor], block_re: str) -> set:
 
 
 def _convert_ti_key(key: str, mlp_blocks: set) -> str:
+    """mmlit name of a backbone key of an official LIT-Ti checkpoint (layouts in the module doc).
+
+    The official 1-based ``patch_embed{i}`` / ``pos_embed{i}`` / ``block{i}`` become stage ``i - 1``;
+    ``patch_embed1`` is the patch embedding, ``patch_embed{2,3,4}`` the DTMs; ``norm`` becomes ``norm3``.
+
+    Args:
+        key (str): The key, without a ``backbone.`` prefix.
+        mlp_blocks (set): (stage, block) pairs, as strings, of the MLP-only blocks (:func:`_mlp_blocks`).
+
+    Returns:
+        str: The mmlit key.
+
+    Raises:
+        KeyError: A key of no LIT-Ti parameter.
+    """
     rules = (
         (r'patch_embed1\.proj\.(.*)', lambda m: f'patch_embed.projection.{m[1]}'),
         (r'patch_embed1\.norm\.(.*)', lambda m: f'patch_embed.norm.{m[1]}'),
@@ -93,6 +121,21 @@ def _convert_ti_key(key: str, mlp_blocks: set) -> str:
 
 
 def _convert_smb_key(key: str, mlp_blocks: set) -> str:
+    """mmlit name of a backbone key of an official LIT-S/M/B checkpoint (layouts in the module doc).
+
+    ``layers.{i}.blocks.{j}`` become ``stages.{i}.blocks.{j}``; the DTM at the end of official stage i,
+    ``layers.{i}.downsample``, starts mmlit's stage i + 1; ``norm`` becomes ``norm3``, ``norm{i}`` stays.
+
+    Args:
+        key (str): The key, without a ``backbone.`` prefix.
+        mlp_blocks (set): (stage, block) pairs, as strings, of the MLP-only blocks (:func:`_mlp_blocks`).
+
+    Returns:
+        str: The mmlit key.
+
+    Raises:
+        KeyError: A key of no LIT-S/M/B parameter.
+    """
     rules = (
         (r'patch_embed\.proj\.(.*)', lambda m: f'patch_embed.projection.{m[1]}'),
         (r'patch_embed\.norm\.(.*)', lambda m: f'patch_embed.norm.{m[1]}'),
@@ -107,6 +150,19 @@ def _convert_smb_key(key: str, mlp_blocks: set) -> str:
 
 
 def _apply_rules(key: str, rules, layout: str) -> str:
+    """Convert ``key`` with the first rule whose pattern matches all of it.
+
+    Args:
+        key (str): The key to convert.
+        rules (Sequence[tuple[str, Callable]]): (regex, function of the match giving the new key) pairs.
+        layout (str): The layout's name, for the error message.
+
+    Returns:
+        str: The new key.
+
+    Raises:
+        KeyError: No rule matches.
+    """
     for pattern, repl in rules:
         m = re.fullmatch(pattern, key)
         if m:

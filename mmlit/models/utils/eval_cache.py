@@ -27,12 +27,27 @@ class ParamCache:
 
     @staticmethod
     def usable(module: nn.Module, params: Sequence[torch.Tensor]) -> bool:
+        """Whether caching is allowed now: ``module`` in eval mode, no ``torch.compile`` / export
+        tracing, and no autograd graph needed (grad disabled, or no tensor of ``params`` requires it)."""
         if module.training or is_tracing():
             return False
         return not (torch.is_grad_enabled() and any(p.requires_grad for p in params))
 
     def get(self, module: nn.Module, params: Sequence[torch.Tensor], key: Hashable,
             compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The value of ``compute()``, computed again only when the key or the parameters change.
+
+        Args:
+            module (nn.Module): The module the value belongs to (its ``training`` flag counts).
+            params (Sequence[Tensor]): The parameters ``compute`` reads; their storage pointer, version
+                counter, device and dtype are part of the cache key.
+            key (Hashable): What else the value depends on (token grid, dtype).
+            compute (Callable[[], Tensor]): Computes the value.
+
+        Returns:
+            Tensor: The cached value if the full key is the last one's; else ``compute()``, kept for the
+            next call when caching is :meth:`usable` (when it is not, the cache is left as it is).
+        """
         if not self.usable(module, params):
             return compute()
         full_key = (key, ) + tuple((p.data_ptr(), p._version, p.device, p.dtype) for p in params)
@@ -43,4 +58,5 @@ class ParamCache:
         return self.value
 
     def clear(self) -> None:
+        """Forget the cached value (its memory is freed unless something else holds it)."""
         self.key, self.value = None, None
