@@ -105,7 +105,8 @@ def peak_rss_bytes() -> int:
 
 def summarise(times):
     times = sorted(times)
-    q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+    # inclusive: quartiles stay within the measured times (the default extrapolates for few runs)
+    q = statistics.quantiles(times, n=4, method='inclusive') if len(times) > 1 else [times[0]] * 3
     return dict(median=statistics.median(times), q1=q[0], q3=q[2], min=times[0], max=times[-1])
 
 
