@@ -32,6 +32,7 @@ through :func:`safe_load`.
 import _compat_pickle
 import codecs
 import collections
+import io
 import os
 import os.path as osp
 import pickle
@@ -202,9 +203,44 @@ def load_from_http(filename: str, map_location=None, model_dir: Optional[str] = 
     return safe_load(cached, map_location=map_location)
 
 
+def load_from_ceph(filename: str, map_location=None, backend: str = 'petrel') -> Any:
+    """MMEngine's loader for ``s3://`` and ``petrel://`` paths, through :func:`safe_load`."""
+    from mmengine.fileio import get_file_backend
+    file_backend = get_file_backend(filename, backend_args={'backend': backend})
+    with io.BytesIO(file_backend.get(filename)) as buffer:
+        return safe_load(buffer, map_location=map_location)
+
+
+def load_from_openmmlab(filename: str, map_location=None) -> Any:
+    """MMEngine's loader for ``open-mmlab://`` / ``openmmlab://`` model-zoo names, resolved as MMEngine
+    resolves them (to a URL, or a file under the MMEngine home), through :func:`load_from_http` /
+    :func:`load_from_local` (MMEngine 0.10.2 reads such a file with a plain ``torch.load``)."""
+    from mmengine.runner import checkpoint as mmengine_checkpoint
+    prefix = 'open-mmlab://' if filename.startswith('open-mmlab://') else 'openmmlab://'
+    name = filename[len(prefix):]
+    name = mmengine_checkpoint.get_deprecated_model_names().get(name, name)
+    url = mmengine_checkpoint.get_external_models()[name]
+    if url.startswith(('http://', 'https://')):
+        return load_from_http(url, map_location=map_location)
+    return load_from_local(osp.join(mmengine_checkpoint._get_mmengine_home(), url), map_location)
+
+
 def register_safe_loading() -> None:
-    """:func:`register_safe_globals`, and MMEngine's local and http(s) checkpoint loaders replaced by
-    :func:`load_from_local` / :func:`load_from_http` (idempotent)."""
+    """:func:`register_safe_globals`, and MMEngine's checkpoint loaders made safe (idempotent).
+
+    Local paths, http(s) URLs, ``s3://``/``petrel://`` paths and ``open-mmlab://`` names load through
+    :func:`load_from_local`, :func:`load_from_http`, :func:`load_from_ceph` and
+    :func:`load_from_openmmlab`. The other model-zoo schemes (``torchvision://``, ``mmcls://``) resolve a
+    name to a URL and then call MMEngine's module-level ``load_from_http``, which is pointed at mmlit's.
+    (``pavi://`` remains MMEngine's own.)
+    """
+    from mmengine.runner import checkpoint as mmengine_checkpoint
     register_safe_globals()
     CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
     CheckpointLoader.register_scheme(prefixes=('http://', 'https://'), loader=load_from_http, force=True)
+    CheckpointLoader.register_scheme(prefixes=[r'(\S+\:)?s3://', r'(\S+\:)?petrel://'], loader=load_from_ceph,
+                                     force=True)
+    CheckpointLoader.register_scheme(prefixes=('open-mmlab://', 'openmmlab://'), loader=load_from_openmmlab,
+                                     force=True)
+    mmengine_checkpoint.load_from_local = load_from_local
+    mmengine_checkpoint.load_from_http = load_from_http

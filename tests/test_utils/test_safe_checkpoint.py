@@ -17,6 +17,7 @@ import torch.nn as nn
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.model import BaseModel
 from mmengine.runner import CheckpointLoader, Runner, load_checkpoint
+from mmengine.runner import checkpoint as mmengine_checkpoint
 
 import mmlit  # noqa: F401  (registers the safe loaders)
 from mmlit.utils import history_buffer_method, safe_load
@@ -146,13 +147,22 @@ def _load_by(how, path, monkeypatch):
         return CheckpointLoader.load_checkpoint(str(path))
     if how == 'load_checkpoint':
         return load_checkpoint(nn.Linear(1, 1), str(path))
-    if how == 'http':  # downloaded into $TORCH_HOME/hub/checkpoints
-        monkeypatch.setenv('TORCH_HOME', str(path.parent / 'torch_home'))
-        return CheckpointLoader.load_checkpoint(f'{_http_root(str(path.parent))}/{path.name}')
+    url = f'{_http_root(str(path.parent))}/{path.name}'
+    monkeypatch.setenv('TORCH_HOME', str(path.parent / 'torch_home'))  # downloads go to $TORCH_HOME/hub
+    if how == 'http':
+        return CheckpointLoader.load_checkpoint(url)
+    # the model-zoo schemes resolve a name, then call mmengine's module-level http or local loader
+    if how == 'torchvision':
+        monkeypatch.setattr(mmengine_checkpoint, 'get_torchvision_models', lambda: {'zoo_model': url})
+        return CheckpointLoader.load_checkpoint('torchvision://zoo_model')
+    if how == 'openmmlab':  # a name that maps to a file under the mmengine home (here: an absolute path)
+        monkeypatch.setattr(mmengine_checkpoint, 'get_external_models', lambda: {'zoo_model': str(path)})
+        return CheckpointLoader.load_checkpoint('open-mmlab://zoo_model')
     raise ValueError(how)
 
 
-@pytest.mark.parametrize('how', ['safe_load', 'CheckpointLoader', 'load_checkpoint', 'http'])
+@pytest.mark.parametrize('how', ['safe_load', 'CheckpointLoader', 'load_checkpoint', 'http', 'torchvision',
+                                 'openmmlab'])
 @pytest.mark.parametrize('payload', ['code', 'getattr'])
 def test_arbitrary_objects_are_refused(payload, how, tmp_path, monkeypatch):
     marker = tmp_path / 'code_ran'
@@ -165,7 +175,7 @@ def test_arbitrary_objects_are_refused(payload, how, tmp_path, monkeypatch):
     assert not marker.exists(), 'loading the checkpoint ran its code'
 
 
-@pytest.mark.parametrize('how', ['CheckpointLoader', 'http'])
+@pytest.mark.parametrize('how', ['CheckpointLoader', 'http', 'torchvision', 'openmmlab'])
 def test_plain_checkpoints_load_through_every_loader(how, tmp_path, monkeypatch):
     path = tmp_path / 'plain.pth'
     torch.save({'state_dict': nn.Linear(2, 3).state_dict(), 'meta': {'epoch': 3, 'classes': ('a', 'b')}},
