@@ -7,7 +7,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from mmlit.models.layers.attention import GlobalMultiheadAttention, attention_weights
+from mmlit.models.layers import GlobalMultiheadAttention
+from mmlit.models.layers.plain_attention import attention_weights
 
 
 @torch.no_grad()

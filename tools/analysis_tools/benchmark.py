@@ -197,7 +197,7 @@ def measure_ops(args) -> list:
     from mmcv.ops import deform_conv2d
 
     from mmlit.models.layers import GlobalMultiheadAttention
-    from mmlit.models.layers.attention import reference_attention
+    from mmlit.models.layers.plain_attention import reference_attention
     from mmlit.ops import deform_conv2d_k2s2
     rows = []
     B, C, H, W = args.ops_dtm

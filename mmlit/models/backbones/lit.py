@@ -58,12 +58,17 @@ class LIT(BaseModule):
             prefix='backbone.')`` loads weights.
     """
 
+    # Every setting of every arch. msa_stages: the stages with self-attention (the others are MLP-only);
+    # abs_pos_embed: PVT-like absolute position embeddings (LIT-Ti); rel_pos_bias: Swin-like relative
+    # position bias tables (LIT-S/M/B); cls_token: a class-token slot in the last stage; norm_eps: the
+    # blocks' LayerNorm epsilon; out_norm_indices: stages whose dense outputs get a LayerNorm.
     arch_zoo: Dict[str, dict] = {
         **dict.fromkeys(['ti', 'tiny'], {
             'embed_dims': [64, 128, 320, 512],
             'depths': [3, 4, 6, 3],
             'num_heads': [1, 2, 5, 8],
             'mlp_ratios': [8, 8, 4, 4],
+            'msa_stages': (2, 3),
             'abs_pos_embed': True,
             'rel_pos_bias': False,
             'cls_token': True,
@@ -75,21 +80,39 @@ class LIT(BaseModule):
             'depths': [2, 2, 6, 2],
             'num_heads': [3, 6, 12, 24],
             'mlp_ratios': [4, 4, 4, 4],
+            'msa_stages': (2, 3),
+            'abs_pos_embed': False,
+            'rel_pos_bias': True,
+            'cls_token': False,
+            'norm_eps': 1e-5,
+            'out_norm_indices': (1, 2, 3),
         }),
         **dict.fromkeys(['m', 'medium'], {
             'embed_dims': [96, 192, 384, 768],
             'depths': [2, 2, 18, 2],
             'num_heads': [3, 6, 12, 24],
             'mlp_ratios': [4, 4, 4, 4],
+            'msa_stages': (2, 3),
+            'abs_pos_embed': False,
+            'rel_pos_bias': True,
+            'cls_token': False,
+            'norm_eps': 1e-5,
+            'out_norm_indices': (1, 2, 3),
         }),
         **dict.fromkeys(['b', 'base'], {
             'embed_dims': [128, 256, 512, 1024],
             'depths': [2, 2, 18, 2],
             'num_heads': [4, 8, 16, 32],
             'mlp_ratios': [4, 4, 4, 4],
+            'msa_stages': (2, 3),
+            'abs_pos_embed': False,
+            'rel_pos_bias': True,
+            'cls_token': False,
+            'norm_eps': 1e-5,
+            'out_norm_indices': (1, 2, 3),
         }),
     }
-    # keys an arch dict may leave out (the LIT-S/M/B design)
+    # what an arch dict given by a user may leave out: the LIT-S/M/B design
     arch_defaults = {
         'msa_stages': (2, 3),
         'abs_pos_embed': False,

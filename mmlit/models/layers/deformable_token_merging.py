@@ -53,11 +53,9 @@ class DeformableTokenMerging(BaseModule):
             x = F.pad(x, (0, W % 2, 0, H % 2))
         return self.conv_offset(x)
 
-    def forward(self, x: torch.Tensor, return_offset: bool = False):
-        """Merge the tokens of ``x`` (B, C, H, W) into (B, C', ceil(H/2), ceil(W/2)).
-
-        With ``return_offset=True`` the predicted offsets are returned too.
-        """
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Merge the tokens of ``x`` (B, C, H, W) into (B, C', ceil(H/2), ceil(W/2)): BN and GELU of the
+        deformable 2x2 stride-2 convolution at the offsets :meth:`get_offset` predicts."""
         offset = self.get_offset(x)
         merged = deform_conv2d_k2s2(x, offset, self.conv.weight, self.conv.bias)
         # Channels-last memory: the map (B, C, H, W) is then the stage's tokens (B, H*W, C) without a
@@ -65,8 +63,7 @@ class DeformableTokenMerging(BaseModule):
         # layout. (torch 2.1's CPU GELU backward gives garbage in float32 when its incoming gradient
         # has another layout than its input.)
         merged = merged.contiguous(memory_format=torch.channels_last)
-        out = self.act(self._normalize(merged))
-        return (out, offset) if return_offset else out
+        return self.act(self._normalize(merged))
 
     def _normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the norm to the merged map (B, C', H', W').

@@ -206,3 +206,11 @@ def test_classifier_parameters_match_the_official_models(arch):
             head=dict(type='LinearClsHead', num_classes=1000,
                       in_channels=LIT.arch_zoo[arch]['embed_dims'][-1])))
     assert sum(p.numel() for p in model.parameters()) == OFFICIAL_PARAMS[arch]
+
+
+def test_arch_zoo_spells_out_every_setting():
+    """Every arch of the zoo has every key, so no reader has to merge defaults in their head."""
+    every_key = set(LIT.arch_required) | set(LIT.arch_defaults)
+    for name, settings in LIT.arch_zoo.items():
+        assert set(settings) == every_key, name
+        assert LIT._parse_arch(name) == {**settings}

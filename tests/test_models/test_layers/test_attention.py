@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mmlit.models.layers import GlobalMultiheadAttention
-from mmlit.models.layers.attention import reference_attention
+from mmlit.models.layers.plain_attention import reference_attention
 from mmlit.models.utils import rel_pos_bias_from_table
 
 
