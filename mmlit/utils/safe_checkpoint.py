@@ -26,8 +26,8 @@ globals where torch can be taught them (``add_safe_globals``, torch >= 2.4); on 
 weights-only allow-list is fixed, a restricted unpickler that resolves torch's own weights-only globals
 and the ones above, and refuses every other global with an ``UnpicklingError`` naming it.
 :func:`register_safe_loading` makes MMEngine's ``CheckpointLoader`` (``Runner.load_checkpoint``,
-``resume``, ``init_cfg=dict(type='Pretrained')``, mmlit's tools) load local files and http(s) URLs
-through :func:`safe_load`.
+``resume``, ``init_cfg=dict(type='Pretrained')``, mmlit's tools) load local files, http(s) URLs, ``s3://``
+paths and the model-zoo schemes through :func:`safe_load`.
 """
 import _compat_pickle
 import codecs

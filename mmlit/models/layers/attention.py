@@ -1,5 +1,7 @@
-"""Global multi-head self-attention of LIT's attention stages, with an optional relative position bias;
-and plain reference computations of it (attention matrix materialised) for figures, tests and benchmarks."""
+"""Global multi-head self-attention of LIT's attention stages, with an optional relative position bias.
+
+The plain reference computation (attention matrix materialised), for figures, tests and benchmarks, is in
+:mod:`.plain_attention`."""
 from typing import Optional, Sequence, Tuple
 
 import torch
