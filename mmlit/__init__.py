@@ -9,6 +9,7 @@ from .version import __version__, version_info
 
 register_safe_loading()
 
+from . import datasets  # noqa: E402,F401  (registers mmlit.ToyShapes)
 from .engine import IterationSeedHook  # noqa: E402
 from .models import LIT  # noqa: E402
 

@@ -12,7 +12,7 @@ from mmengine.evaluator import DumpResults
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmlit.utils.launch import check_datasets, load_config, prepare_toy_data, setup_env
+from mmlit.utils.launch import check_datasets, load_config, setup_env
 
 
 def parse_args():
@@ -56,7 +56,6 @@ def main():
         enable_visualization(cfg, osp.abspath(args.show_dir))
 
     setup_env(cfg)
-    prepare_toy_data(cfg)
     check_datasets(cfg, args.config, ('test_dataloader', ))
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)

@@ -10,7 +10,7 @@ from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmlit.utils.launch import check_datasets, load_config, prepare_toy_data, setup_env
+from mmlit.utils.launch import check_datasets, load_config, setup_env
 
 
 def parse_args():
@@ -56,7 +56,6 @@ def main():
         cfg.load_from = args.resume
 
     setup_env(cfg)
-    prepare_toy_data(cfg)
     check_datasets(cfg, args.config, ('train_dataloader', 'val_dataloader'))
 
     if 'runner_type' not in cfg:

@@ -1,7 +1,6 @@
 # A LIT-Ti classifier on mmlit's embedded toy-shapes data (label: the largest shape in the image).
 _base_ = ['../lit_ti_8xb128_in1k.py']
 
-toy_data = dict(root='data/toy_shapes')
 data_root = 'data/toy_shapes/'
 metainfo = dict(classes=('circle', 'square', 'triangle'))
 
@@ -18,12 +17,15 @@ train_pipeline = [
 ]
 test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
 dataset = dict(type='CustomDataset', data_root=data_root, metainfo=metainfo, with_label=True)
+# mmlit.ToyShapes generates the data when it is missing (see configs/toy/mask_rcnn_lit_ti_fpn_toy_shapes.py)
 train_dataloader = dict(
     batch_size=8, num_workers=0, persistent_workers=False,
-    dataset=dict(_delete_=True, **dataset, ann_file='meta/train.txt', pipeline=train_pipeline))
+    dataset=dict(_delete_=True, type='mmlit.ToyShapes', root=data_root,
+                 dataset=dict(**dataset, ann_file='meta/train.txt', pipeline=train_pipeline)))
 val_dataloader = dict(
     batch_size=8, num_workers=0, persistent_workers=False,
-    dataset=dict(_delete_=True, **dataset, ann_file='meta/val.txt', pipeline=test_pipeline))
+    dataset=dict(_delete_=True, type='mmlit.ToyShapes', root=data_root,
+                 dataset=dict(**dataset, ann_file='meta/val.txt', pipeline=test_pipeline)))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_evaluator = val_evaluator

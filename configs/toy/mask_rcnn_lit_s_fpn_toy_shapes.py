@@ -7,8 +7,6 @@
 # ../mask_rcnn_lit_s_fpn_1x_coco.py are restated below; tests/test_engine checks that they agree.
 _base_ = ['./mask_rcnn_lit_ti_fpn_toy_shapes.py']
 
-toy_data = dict(root='data/toy_shapes')  # tools/train.py and tools/test.py generate it when missing
-
 model = dict(
     backbone=dict(arch='s', with_cp=True),  # no drop path, no weights: the toy trains from scratch
     neck=dict(in_channels=[96, 192, 384, 768]))

@@ -48,16 +48,11 @@ def setup_env(cfg: Config) -> None:
             torch.cuda.set_device = set_device
 
 
-def prepare_toy_data(cfg: Config) -> None:
-    """Generate mmlit's embedded toy dataset for configs that use it (``toy_data = dict(root=...)``)."""
-    toy = cfg.get('toy_data')
-    if toy:
-        from mmlit.datasets import ensure_toy_shapes
-        ensure_toy_shapes(**toy)
-
-
 def _dataset_paths(dataset: dict):
-    """(data_root, annotation file) pairs of a dataset config, looking inside dataset wrappers."""
+    """(data_root, annotation file) pairs of a dataset config, looking inside dataset wrappers; none for
+    ``mmlit.ToyShapes`` datasets, which generate their data when it is missing."""
+    if dataset.get('type') in ('mmlit.ToyShapes', 'ToyShapes'):
+        return
     if 'dataset' in dataset:
         yield from _dataset_paths(dataset['dataset'])
         return

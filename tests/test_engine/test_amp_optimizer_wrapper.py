@@ -201,7 +201,8 @@ def test_toy_config_carries_the_lit_s_detection_recipe():
     for key in ('arch', 'with_cp'):
         assert toy.model.backbone[key] == coco.model.backbone[key], key
     assert toy.model.neck.in_channels == coco.model.neck.in_channels
-    assert toy.toy_data == Config.fromfile(osp.join(TOY, 'mask_rcnn_lit_ti_fpn_toy_shapes.py')).toy_data
+    ti_toy = Config.fromfile(osp.join(TOY, 'mask_rcnn_lit_ti_fpn_toy_shapes.py'))
+    assert toy.train_dataloader.dataset == ti_toy.train_dataloader.dataset
     assert toy.model.backbone.init_cfg is None  # from scratch
     retina = Config.fromfile(osp.join(CONFIGS, 'retinanet_lit_s_fpn_1x_coco.py'))
     assert retina.optim_wrapper.type == 'mmlit.AmpOptimWrapper' and retina.optim_wrapper.loss_scale == 'dynamic'

@@ -1,4 +1,5 @@
 """End to end through tools/train.py, tools/test.py and the launchers, on the embedded toy data."""
+import importlib
 import os
 import os.path as osp
 import re
@@ -70,6 +71,21 @@ def test_train_resume_test(task, workspace):
         assert re.search(r'demo.png: (circle|square|triangle) \(score', log)
     else:
         assert any((demo_dir / 'preds').iterdir()), 'no predictions written'
+
+
+@pytest.mark.parametrize('task', ['mask_rcnn', 'semantic_fpn', 'classifier'])
+def test_upstream_train_py_runs_a_toy_config_without_its_data(task, tmp_path):
+    """mmdet's, mmseg's and mmpretrain's own tools/train.py (what `mim train mmdet ...` runs) train a toy
+    config in a directory without the data: the config's mmlit.ToyShapes datasets generate it."""
+    config, short, _ = TASKS[task]
+    package = {'mask_rcnn': 'mmdet', 'semantic_fpn': 'mmseg', 'classifier': 'mmpretrain'}[task]
+    tool = osp.join(osp.dirname(importlib.import_module(package).__file__), '.mim', 'tools', 'train.py')
+    assert not (tmp_path / 'data').exists()
+    log = run([sys.executable, tool, osp.join(TOY, config), '--work-dir', str(tmp_path / 'work'), '--cfg-options']
+              + short + _length(task, 1), tmp_path)
+    assert re.search(r'(Epoch|Iter)\(train\)', log), 'no progress lines'
+    assert (tmp_path / 'data' / 'toy_shapes' / 'VERSION').exists()
+    assert any(p.suffix == '.pth' for p in (tmp_path / 'work').iterdir()), 'no checkpoint written'
 
 
 def test_main_job_without_coco_says_what_to_do(tmp_path):

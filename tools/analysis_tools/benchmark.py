@@ -196,6 +196,7 @@ def model_flops(target: str, shape) -> float:
 def measure_ops(args) -> list:
     from mmcv.ops import deform_conv2d
 
+    from mmlit.models.fast_path import module_cache
     from mmlit.models.layers import GlobalMultiheadAttention
     from mmlit.models.layers.plain_attention import reference_attention
     from mmlit.ops import deform_conv2d_k2s2
@@ -227,8 +228,9 @@ def measure_ops(args) -> list:
 
     def fast():
         with torch.no_grad():
-            attn._table_cache.clear()  # time the whole computation, as the first pass at a new size does
-            attn._bias_cache.clear()
+            # time the whole computation, as the first pass at a new size does
+            module_cache(attn, 'table').clear()
+            module_cache(attn, 'bias').clear()
             return attn(x, (h, w))
 
     def plain():

@@ -52,6 +52,10 @@ class LIT(BaseModule):
         with_cp (bool): Gradient checkpointing of each block; saves memory, costs time.
         dtm_norm_cfg (dict): Normalisation in the deformable token merging layers. Defaults to
             ``dict(type='BN')``.
+        fast_path (bool): Run the modules' fast paths (:mod:`mmlit.models.fast_path`): attention through
+            ``F.scaled_dot_product_attention`` with the bias as windows of its table, eval-mode caches of
+            the resized embeddings and biases, blockwise attention and a chunked MLP at large sizes. The
+            results are the plain formulas'; False runs those. Defaults to True.
         convert_weights (bool): Convert a checkpoint given by ``init_cfg=dict(type='Pretrained', ...)``
             from the official LIT layout while loading it. Defaults to False.
         init_cfg (dict, optional): Initialisation config; ``dict(type='Pretrained', checkpoint=...,
@@ -141,6 +145,7 @@ class LIT(BaseModule):
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  dtm_norm_cfg: dict = dict(type='BN'),
+                 fast_path: bool = True,
                  convert_weights: bool = False,
                  init_cfg: Optional[Union[dict, list]] = None):
         super().__init__(init_cfg=init_cfg)
@@ -165,6 +170,7 @@ class LIT(BaseModule):
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.convert_weights = convert_weights
+        self.fast_path = fast_path
 
         if isinstance(pretrain_img_size, int):
             pretrain_img_size = (pretrain_img_size, pretrain_img_size)
@@ -211,7 +217,8 @@ class LIT(BaseModule):
                     drop_path_rates=dpr[first:first + arch['depths'][i]],
                     norm_cfg=norm_cfg,
                     dtm_norm_cfg=dtm_norm_cfg,
-                    with_cp=with_cp))
+                    with_cp=with_cp,
+                    fast_path=fast_path))
 
         for i in self.out_norm_indices:
             self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.embed_dims[i])[1])

@@ -32,6 +32,8 @@ class LITStage(BaseModule):
         norm_cfg (dict): Normalisation in the blocks. Defaults to ``dict(type='LN')``.
         dtm_norm_cfg (dict): Normalisation in the deformable token merging. Defaults to ``dict(type='BN')``.
         with_cp (bool): Gradient checkpointing per block.
+        fast_path (bool): The fast paths of the position embedding and the blocks (see
+            :mod:`mmlit.models.fast_path`); same results. Defaults to True.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -53,6 +55,7 @@ class LITStage(BaseModule):
                  norm_cfg: dict = dict(type='LN'),
                  dtm_norm_cfg: dict = dict(type='BN'),
                  with_cp: bool = False,
+                 fast_path: bool = True,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         self.with_cp = with_cp
@@ -60,18 +63,18 @@ class LITStage(BaseModule):
             in_channels, embed_dims, norm_cfg=dtm_norm_cfg) if downsample else None
         self.pos_embed = AbsolutePositionEmbedding(
             embed_dims, pos_embed_shape, num_extra_tokens,
-            drop_rate=drop_rate) if pos_embed_shape is not None else None
+            drop_rate=drop_rate, fast_path=fast_path) if pos_embed_shape is not None else None
         drop_path_rates = list(drop_path_rates) or [0.] * depth
         if use_msa:
             blocks = [
                 MSABlock(embed_dims, num_heads, mlp_ratio, qkv_bias=qkv_bias, drop_rate=drop_rate,
                          attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rates[i],
-                         rel_pos_shape=rel_pos_shape, norm_cfg=norm_cfg) for i in range(depth)
+                         rel_pos_shape=rel_pos_shape, norm_cfg=norm_cfg, fast_path=fast_path) for i in range(depth)
             ]
         else:
             blocks = [
                 MLPBlock(embed_dims, mlp_ratio, drop_rate=drop_rate, drop_path_rate=drop_path_rates[i],
-                         norm_cfg=norm_cfg) for i in range(depth)
+                         norm_cfg=norm_cfg, fast_path=fast_path) for i in range(depth)
             ]
         self.blocks = ModuleList(blocks)
 

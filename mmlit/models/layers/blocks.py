@@ -7,8 +7,7 @@ from mmcv.cnn.bricks.drop import build_dropout
 from mmcv.cnn.bricks.transformer import FFN
 from mmengine.model import BaseModule
 
-from mmlit.utils.compat import is_tracing
-
+from ..fast_path import per_token_chunks
 from .attention import GlobalMultiheadAttention
 
 
@@ -28,33 +27,20 @@ def _ffn(embed_dims: int, mlp_ratio: float, drop_rate: float, drop_path_rate: fl
         add_identity=True)
 
 
-def _residual_ffn(ffn: FFN, x: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
-    """``identity + DropPath(MLP(x))``: what ``ffn(x, identity=identity)`` computes, without the
-    signature inspection that the deprecation decorator of mmcv's ``FFN.forward`` runs on every call
-    (``torch.compile`` of torch 2.1 cannot trace it and splits the graph there)."""
-    return identity + ffn.dropout_layer(ffn.gamma2(ffn.layers(x)))
+def _residual_mlp(ffn: FFN, norm: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``x + DropPath(MLP(LN(x)))``.
 
-
-def _mlp(ffn: FFN, norm: torch.nn.Module, x: torch.Tensor, chunk_tokens: int) -> torch.Tensor:
-    """``x + MLP(LN(x))``; without autograd, over chunks of ``chunk_tokens`` tokens of the whole batch.
-
-    The hidden activations of the early stages are large (LIT-Ti stage 1: 512 channels per token; at
-    800x1216, 124 MB). In chunks, each hidden block stays in cache between the two linear layers and the
-    GELU, and no large buffer is allocated (and page-faulted in) per block. Tokens are independent in an
-    MLP, so the result is the same.
+    What ``ffn(norm(x), identity=x)`` computes, without the signature inspection that the deprecation
+    decorator of mmcv's ``FFN.forward`` runs on every call (``torch.compile`` of torch 2.1 cannot trace it
+    and splits the graph there).
     """
-    B, N, C = x.shape
-    if torch.is_grad_enabled() or B * N <= chunk_tokens or is_tracing():
-        return _residual_ffn(ffn, norm(x), x)
-    tokens = x.reshape(B * N, C)
-    out = torch.cat([_residual_ffn(ffn, norm(part), part) for part in tokens.split(chunk_tokens)])
-    return out.view(B, N, C)
+    return x + ffn.dropout_layer(ffn.gamma2(ffn.layers(norm(x))))
 
 
 class MLPBlock(BaseModule):
     """Pre-norm MLP with a residual connection and stochastic depth; no attention.
 
-    ``x + DropPath(MLP(LN(x)))``. Inference runs over chunks of ``chunk_tokens`` tokens (see ``_mlp``).
+    ``x + DropPath(MLP(LN(x)))``.
 
     Args:
         embed_dims (int): Token channels.
@@ -62,10 +48,10 @@ class MLPBlock(BaseModule):
         drop_rate (float): Dropout in the MLP. Defaults to 0.
         drop_path_rate (float): Stochastic depth rate. Defaults to 0.
         norm_cfg (dict): Normalisation before the MLP. Defaults to ``dict(type='LN')``.
+        fast_path (bool): Run inference over chunks of tokens (:mod:`mmlit.models.fast_path.mlp`); same
+            results. Defaults to True.
         init_cfg (dict, optional): Initialisation config.
     """
-
-    chunk_tokens = 2048
 
     def __init__(self,
                  embed_dims: int,
@@ -73,15 +59,21 @@ class MLPBlock(BaseModule):
                  drop_rate: float = 0.,
                  drop_path_rate: float = 0.,
                  norm_cfg: dict = dict(type='LN'),
+                 fast_path: bool = True,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         self.norm = build_norm_layer(norm_cfg, embed_dims)[1]
         self.ffn = _ffn(embed_dims, mlp_ratio, drop_rate, drop_path_rate)
+        self.fast_path = fast_path
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         """``x + DropPath(MLP(LN(x)))`` for tokens ``x`` (B, N, C); ``hw`` is unused (the signature of
         :class:`MSABlock`). Returns (B, N, C)."""
-        return _mlp(self.ffn, self.norm, x, self.chunk_tokens)
+        return per_token_chunks(self.residual_mlp, x) if self.fast_path else self.residual_mlp(x)
+
+    def residual_mlp(self, x: torch.Tensor) -> torch.Tensor:
+        """``x + DropPath(MLP(LN(x)))`` (see :func:`_residual_mlp`)."""
+        return _residual_mlp(self.ffn, self.norm, x)
 
 
 class MSABlock(BaseModule):
@@ -100,10 +92,11 @@ class MSABlock(BaseModule):
         rel_pos_shape (tuple[int], optional): (h, w) grid of the relative position bias table; None for
             no bias.
         norm_cfg (dict): Normalisation before each branch. Defaults to ``dict(type='LN')``.
+        fast_path (bool): Run inference of the MLP over chunks of tokens (:mod:`mmlit.models.fast_path.mlp`)
+            and the attention on its fast path (see :class:`GlobalMultiheadAttention`); same results.
+            Defaults to True.
         init_cfg (dict, optional): Initialisation config.
     """
-
-    chunk_tokens = 2048
 
     def __init__(self,
                  embed_dims: int,
@@ -115,15 +108,17 @@ class MSABlock(BaseModule):
                  drop_path_rate: float = 0.,
                  rel_pos_shape: Optional[Sequence[int]] = None,
                  norm_cfg: dict = dict(type='LN'),
+                 fast_path: bool = True,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         self.norm1 = build_norm_layer(norm_cfg, embed_dims)[1]
         self.attn = GlobalMultiheadAttention(
             embed_dims, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop_rate, proj_drop=drop_rate,
-            rel_pos_shape=rel_pos_shape)
+            rel_pos_shape=rel_pos_shape, fast_path=fast_path)
         self.drop_path = build_dropout(dict(type='DropPath', drop_prob=drop_path_rate))
         self.norm2 = build_norm_layer(norm_cfg, embed_dims)[1]
         self.ffn = _ffn(embed_dims, mlp_ratio, drop_rate, drop_path_rate)
+        self.fast_path = fast_path
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         """Self-attention then MLP, each pre-norm with a residual.
@@ -136,4 +131,8 @@ class MSABlock(BaseModule):
             Tensor: (B, N, C).
         """
         x = x + self.drop_path(self.attn(self.norm1(x), hw))
-        return _mlp(self.ffn, self.norm2, x, self.chunk_tokens)
+        return per_token_chunks(self.residual_mlp, x) if self.fast_path else self.residual_mlp(x)
+
+    def residual_mlp(self, x: torch.Tensor) -> torch.Tensor:
+        """``x + DropPath(MLP(LN(x)))`` (see :func:`_residual_mlp`)."""
+        return _residual_mlp(self.ffn, self.norm2, x)

@@ -1,12 +1,9 @@
-"""Helpers of the LIT models: checkpoint conversion from the official layouts, resizing of position
-embeddings and relative position bias tables, and the eval-mode parameter cache."""
+"""Helpers of the LIT models: checkpoint conversion from the official layouts, and resizing of position
+embeddings and relative position bias tables."""
 from .ckpt_convert import convert_checkpoint, convert_meta, detect_layout, lit_to_mmlit, mmlit_to_lit, unwrap_state_dict
-from .embed import rel_pos_bias_by_index, rel_pos_bias_from_table, rel_pos_index, resize_pos_embed, resize_rel_pos_table
-from .eval_cache import ParamCache
+from .embed import rel_pos_bias_by_index, rel_pos_index, resize_pos_embed, resize_rel_pos_table
 
 __all__ = [
-    'ParamCache',
-    'resize_pos_embed', 'resize_rel_pos_table', 'rel_pos_bias_from_table', 'rel_pos_bias_by_index',
-    'rel_pos_index', 'lit_to_mmlit', 'mmlit_to_lit',
-    'detect_layout', 'unwrap_state_dict', 'convert_checkpoint', 'convert_meta'
+    'resize_pos_embed', 'resize_rel_pos_table', 'rel_pos_bias_by_index', 'rel_pos_index', 'lit_to_mmlit',
+    'mmlit_to_lit', 'detect_layout', 'unwrap_state_dict', 'convert_checkpoint', 'convert_meta'
 ]

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mmlit.models import LIT
-from mmlit.models.utils import ParamCache
+from mmlit.models.fast_path import ParamCache, set_fast_path
 
 
 def randomised_lit(arch, seed=0, **kwargs):
@@ -41,6 +41,32 @@ def test_cached_equals_uncached(arch, monkeypatch):
         for a, b, c in zip(cached, again, uncached(model, x, monkeypatch)):
             assert a.equal(b)
             torch.testing.assert_close(a, c, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize('arch', ['ti', 's'])
+def test_fast_path_equals_plain_formulas(arch):
+    """The one switch: every module's fast path on (the default) or off gives the same outputs (eval, at a
+    size where the MLP goes in chunks and the attention in blocks of rows) and the same gradients."""
+    from mmlit.models.fast_path import attention
+    model = randomised_lit(arch, drop_path_rate=0.)
+    x = torch.randn(1, 3, 224, 160)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(attention, 'BIAS_CACHE_BYTES', 2**16)  # stage-3 biases count as large: blockwise
+        m.setattr(attention, 'BIAS_BLOCK_BYTES', 2**15)
+        with torch.no_grad():
+            fast = model(x)
+            plain = set_fast_path(model, False)(x)
+    assert not any(getattr(mod, 'fast_path', False) for mod in model.modules())
+    for a, b in zip(fast, plain):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    grads = []
+    for enabled in (True, False):
+        set_fast_path(model, enabled).train().zero_grad()
+        sum(o.square().mean() for o in model(x[..., :96, :64])).backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for n in grads[0]:
+        torch.testing.assert_close(grads[0][n], grads[1][n], rtol=1e-3, atol=1e-5)
 
 
 def test_cache_follows_new_weights(monkeypatch):

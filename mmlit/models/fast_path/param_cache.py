@@ -60,3 +60,14 @@ class ParamCache:
     def clear(self) -> None:
         """Forget the cached value (its memory is freed unless something else holds it)."""
         self.key, self.value = None, None
+
+
+def module_cache(module: nn.Module, name: str) -> ParamCache:
+    """The :class:`ParamCache` called ``name`` of ``module``, created on first use.
+
+    The caches live in the module's ``__dict__`` as plain attributes (never in its state dict), so the
+    model modules need not declare them."""
+    caches = module.__dict__.setdefault('_param_caches', {})
+    if name not in caches:
+        caches[name] = ParamCache()
+    return caches[name]

@@ -2,9 +2,10 @@
 import pytest
 import torch
 
+from mmlit.models.fast_path import attention as fast_attention_module
+from mmlit.models.fast_path import rel_pos_bias_from_table
 from mmlit.models.layers import GlobalMultiheadAttention
 from mmlit.models.layers.plain_attention import reference_attention
-from mmlit.models.utils import rel_pos_bias_from_table
 
 
 def make_attention(rel_pos=True, heads=3, dims=24):
@@ -52,8 +53,8 @@ def test_blockwise_attention_equals_whole(monkeypatch, train):
     x.grad = None
     attn.zero_grad()
     row_bytes = attn.num_heads * 7 * 63 * 4
-    monkeypatch.setattr(attn, 'bias_cache_bytes', 0)  # every bias counts as large
-    monkeypatch.setattr(attn, 'bias_block_bytes', 2 * row_bytes)  # blocks of 2 rows: 5 blocks
+    monkeypatch.setattr(fast_attention_module, 'BIAS_CACHE_BYTES', 0)  # every bias counts as large
+    monkeypatch.setattr(fast_attention_module, 'BIAS_BLOCK_BYTES', 2 * row_bytes)  # blocks of 2 rows: 5 blocks
     calls = []
     real = rel_pos_bias_from_table
 
@@ -61,7 +62,7 @@ def test_blockwise_attention_equals_whole(monkeypatch, train):
         calls.append(rows)
         return real(table, hw, rows=rows, **kwargs)
 
-    monkeypatch.setattr('mmlit.models.layers.attention.rel_pos_bias_from_table', spy)
+    monkeypatch.setattr(fast_attention_module, 'rel_pos_bias_from_table', spy)
     out_blocks = attn(x, hw)
     assert calls == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 9)]
     torch.testing.assert_close(out_blocks, out_whole, rtol=1e-5, atol=1e-5)
@@ -79,7 +80,7 @@ def test_eval_cache_reuses_and_invalidates(monkeypatch):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr('mmlit.models.layers.attention.rel_pos_bias_from_table', spy)
+    monkeypatch.setattr(fast_attention_module, 'rel_pos_bias_from_table', spy)
     x = torch.randn(1, 30, 24)
     with torch.no_grad():
         first = attn(x, (5, 6))

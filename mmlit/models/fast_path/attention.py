@@ -1,0 +1,93 @@
+"""Global attention with a relative position bias, arranged for speed: the fast path of
+:class:`~mmlit.models.layers.GlobalMultiheadAttention`.
+
+The same ``softmax(QK^T / sqrt(d) + B) V`` as the module's plain formula, with three changes:
+
+- it runs through ``F.scaled_dot_product_attention`` (flash kernels on CPU and GPU);
+- the bias is never gathered through an index tensor: it is a strided window of the resized table
+  (:func:`.rel_pos_bias_from_table`); in eval mode the resized table is computed once per grid size, and
+  so is the whole (heads, N, N) bias while it is at most :data:`BIAS_CACHE_BYTES`;
+- larger biases (detection resolutions) are never built whole: the queries go in blocks of rows, each
+  with its own slice of the bias of at most :data:`BIAS_BLOCK_BYTES`, so memory stays bounded and the
+  slices stay in cache.
+"""
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+
+from ..utils import resize_rel_pos_table
+from .param_cache import module_cache
+from .rel_pos_bias import rel_pos_bias_from_table
+
+# The whole (heads, N, N) bias is built (and cached in eval mode) up to this size, in bytes.
+BIAS_CACHE_BYTES = 32 * 2**20
+# Beyond it, the queries go in blocks of rows whose bias slice is at most this size, in bytes.
+BIAS_BLOCK_BYTES = 32 * 2**20
+
+
+def resized_table(attn, hw: Tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
+    """The bias table of ``attn`` resized for an H x W grid, (heads, 2H-1, 2W-1); cached in eval mode."""
+    H, W = hw
+    table = attn.relative_position_bias_table
+    return module_cache(attn, 'table').get(
+        attn, (table, ), (tuple(hw), dtype),
+        lambda: resize_rel_pos_table(table, attn.table_shape, (2 * H - 1, 2 * W - 1)).to(dtype))
+
+
+def fast_attention(attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+    """``softmax(QK^T / sqrt(d) + B) V`` of the module ``attn`` (a ``GlobalMultiheadAttention``).
+
+    Args:
+        attn (GlobalMultiheadAttention): Gives the bias table, the dropout rate and the training flag.
+        q, k, v (Tensor): (B, heads, N, d) each.
+        hw (tuple[int]): The (H, W) token grid (N = H*W with a bias table).
+
+    Returns:
+        Tensor: (B, heads, N, d).
+    """
+    dropout_p = attn.attn_drop if attn.training else 0.
+    if attn.relative_position_bias_table is None:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+    table = resized_table(attn, hw, q.dtype)
+    N = hw[0] * hw[1]
+    total = table.shape[0] * N * N * table.dtype.itemsize
+    if total > BIAS_CACHE_BYTES:
+        rows = max(1, BIAS_BLOCK_BYTES // (total // hw[0]))
+        return blockwise_attention(q, k, v, table, hw, dropout_p, rows)
+    bias = module_cache(attn, 'bias').get(attn, (attn.relative_position_bias_table, ), (tuple(hw), q.dtype),
+                                          lambda: rel_pos_bias_from_table(table, hw))
+    # The mask goes in 4-D, (1, heads, L, S): CPU SDPA then takes its flash kernel, while a 3-D mask
+    # falls back to the math path (5x slower at detection sizes, attention materialised).
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias[None], dropout_p=dropout_p)
+
+
+def blockwise_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: torch.Tensor,
+                        hw: Tuple[int, int], dropout_p: float, rows: int) -> torch.Tensor:
+    """Attention over blocks of ``rows`` grid rows of queries, each with its own slice of the bias.
+
+    Keys and values go in reverse order: each slice is then a plain window of the table, copied once
+    (no flip of the large bias).
+
+    Args:
+        q, k, v (Tensor): (B, heads, H*W, d) each.
+        table (Tensor): The resized table, (heads, 2H-1, 2W-1).
+        hw (tuple[int]): The (H, W) token grid.
+        dropout_p (float): Dropout on the attention weights.
+        rows (int): Grid rows of queries per block.
+
+    Returns:
+        Tensor: (B, heads, H*W, d).
+    """
+    H, W = hw
+    q, k, v = q.contiguous(), k.flip(2), v.flip(2)  # flip copies, so k and v come out contiguous
+    # without autograd one buffer serves every block (a fresh large allocation per block costs more in
+    # page faults than the copy itself)
+    buffer = None if torch.is_grad_enabled() else table.new_empty(table.shape[0] * rows * W * H * W)
+    outs = []
+    for start in range(0, H, rows):
+        stop = min(start + rows, H)
+        bias = rel_pos_bias_from_table(table, hw, rows=(start, stop), reversed_keys=True, out=buffer)
+        outs.append(F.scaled_dot_product_attention(
+            q[:, :, start * W:stop * W], k, v, attn_mask=bias[None], dropout_p=dropout_p))
+    return torch.cat(outs, dim=2)
