@@ -19,11 +19,11 @@ import torch.nn as nn
 
 from .attention import fast_attention
 from .mlp import per_token_chunks
-from .param_cache import ParamCache, module_cache
+from .param_cache import ParamCache, cached, module_cache
 from .position_embedding import cached_pos_embed
 from .rel_pos_bias import rel_pos_bias_from_table
 
-__all__ = ['fast_attention', 'per_token_chunks', 'ParamCache', 'module_cache', 'cached_pos_embed',
+__all__ = ['fast_attention', 'per_token_chunks', 'ParamCache', 'cached', 'module_cache', 'cached_pos_embed',
            'rel_pos_bias_from_table', 'set_fast_path']
 
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..utils import resize_rel_pos_table
-from .param_cache import module_cache
+from .param_cache import cached
 from .rel_pos_bias import rel_pos_bias_from_table
 
 # The whole (heads, N, N) bias is built (and cached in eval mode) up to this size, in bytes.
@@ -30,9 +30,8 @@ def resized_table(attn, hw: Tuple[int, int], dtype: torch.dtype) -> torch.Tensor
     """The bias table of ``attn`` resized for an H x W grid, (heads, 2H-1, 2W-1); cached in eval mode."""
     H, W = hw
     table = attn.relative_position_bias_table
-    return module_cache(attn, 'table').get(
-        attn, (table, ), (tuple(hw), dtype),
-        lambda: resize_rel_pos_table(table, attn.table_shape, (2 * H - 1, 2 * W - 1)).to(dtype))
+    return cached(attn, 'table', (table, ), (tuple(hw), dtype),
+                  lambda: resize_rel_pos_table(table, attn.table_shape, (2 * H - 1, 2 * W - 1)).to(dtype))
 
 
 def fast_attention(attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
@@ -55,8 +54,8 @@ def fast_attention(attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: 
     if total > BIAS_CACHE_BYTES:
         rows = max(1, BIAS_BLOCK_BYTES // (total // hw[0]))
         return blockwise_attention(q, k, v, table, hw, dropout_p, rows)
-    bias = module_cache(attn, 'bias').get(attn, (attn.relative_position_bias_table, ), (tuple(hw), q.dtype),
-                                          lambda: rel_pos_bias_from_table(table, hw))
+    bias = cached(attn, 'bias', (attn.relative_position_bias_table, ), (tuple(hw), q.dtype),
+                  lambda: rel_pos_bias_from_table(table, hw))
     # The mask goes in 4-D, (1, heads, L, S): CPU SDPA then takes its flash kernel, while a 3-D mask
     # falls back to the math path (5x slower at detection sizes, attention materialised).
     return F.scaled_dot_product_attention(q, k, v, attn_mask=bias[None], dropout_p=dropout_p)

@@ -62,6 +62,19 @@ class ParamCache:
         self.key, self.value = None, None
 
 
+def cached(module: nn.Module, name: str, params: Sequence[torch.Tensor], key: Hashable,
+           compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """``compute()``, kept in the cache ``name`` of ``module`` (see :meth:`ParamCache.get`).
+
+    When caching is not :meth:`~ParamCache.usable` (training, autograd, ``torch.compile`` tracing), this
+    is ``compute()`` and the module's caches are not even looked up (torch 2.1's dynamo cannot trace the
+    lookup).
+    """
+    if not ParamCache.usable(module, params):
+        return compute()
+    return module_cache(module, name).get(module, params, key, compute)
+
+
 def module_cache(module: nn.Module, name: str) -> ParamCache:
     """The :class:`ParamCache` called ``name`` of ``module``, created on first use.
 

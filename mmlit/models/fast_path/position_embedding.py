@@ -3,7 +3,7 @@ from typing import Tuple
 
 import torch
 
-from .param_cache import module_cache
+from .param_cache import cached
 
 
 def cached_pos_embed(module, hw: Tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
@@ -17,5 +17,5 @@ def cached_pos_embed(module, hw: Tuple[int, int], dtype: torch.dtype) -> torch.T
     Returns:
         Tensor: (1, extra + H*W, C).
     """
-    return module_cache(module, 'pos_embed').get(module, (module.pos_embed, ), (tuple(hw), dtype),
-                                                 lambda: module.resized(hw).to(dtype))
+    return cached(module, 'pos_embed', (module.pos_embed, ), (tuple(hw), dtype),
+                  lambda: module.resized(hw).to(dtype))
