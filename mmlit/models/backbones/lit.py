@@ -158,7 +158,7 @@ class LIT(BaseModule):
         if out_type != 'featmap' and self.num_stages - 1 not in self.out_indices:
             raise ValueError(f'out_type={out_type!r} pools the last stage: out_indices must contain 3 '
                              f'(or -1), got {tuple(out_indices)}')
-        if out_type == 'cls_token' and not arch['cls_token']:
+        if out_type == 'cls_token' and not arch.get('cls_token'):
             raise ValueError("out_type='cls_token' needs an arch with a class token (LIT-Ti); LIT-S/M/B "
                              "classifiers use out_type='avg_featmap'")
         self.out_type = out_type
@@ -185,7 +185,7 @@ class LIT(BaseModule):
             padding='corner',
             norm_cfg=dict(type='LN'))
         # without absolute position embeddings, dropout follows the patch embedding
-        self.drop_after_patch_embed = nn.Dropout(drop_rate) if not arch['abs_pos_embed'] else None
+        self.drop_after_patch_embed = nn.Dropout(drop_rate) if not arch.get('abs_pos_embed') else None
 
         total_depth = sum(arch['depths'])
         dpr = [x.item() for x in torch.linspace(0, drop_path_rate, total_depth)]
@@ -195,9 +195,6 @@ class LIT(BaseModule):
 
         self.stages = ModuleList()
         for i in range(self.num_stages):
-            grid = tuple(s // (self.patch_size * 2**i) for s in self.pretrain_img_size)
-            has_cls_slot = arch['cls_token'] and i == self.num_stages - 1
-            use_msa = i in arch['msa_stages']
             first = sum(arch['depths'][:i])
             self.stages.append(
                 LITStage(
@@ -206,19 +203,17 @@ class LIT(BaseModule):
                     depth=arch['depths'][i],
                     num_heads=arch['num_heads'][i],
                     mlp_ratio=arch['mlp_ratios'][i],
-                    use_msa=use_msa,
+                    use_msa=i in arch['msa_stages'],
                     downsample=i > 0,
                     qkv_bias=qkv_bias,
-                    pos_embed_shape=grid if arch['abs_pos_embed'] else None,
-                    num_extra_tokens=int(has_cls_slot),
-                    rel_pos_shape=grid if (use_msa and arch['rel_pos_bias']) else None,
                     drop_rate=drop_rate,
                     attn_drop_rate=attn_drop_rate,
                     drop_path_rates=dpr[first:first + arch['depths'][i]],
                     norm_cfg=norm_cfg,
                     dtm_norm_cfg=dtm_norm_cfg,
                     with_cp=with_cp,
-                    fast_path=fast_path))
+                    fast_path=fast_path,
+                    **self._stage_options(i)))
 
         for i in self.out_norm_indices:
             self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.embed_dims[i])[1])
@@ -226,6 +221,17 @@ class LIT(BaseModule):
         self._freeze_stages()
 
     # ------------------------------------------------------------------ construction helpers
+    def _stage_options(self, i: int) -> dict:
+        """What stage ``i`` of this arch adds to the shared :class:`LITStage` arguments: LIT-Ti's absolute
+        position embedding (with a class-token slot in the last stage) or LIT-S/M/B's relative position
+        bias tables, sized for the ``pretrain_img_size`` grid."""
+        arch = self.arch_settings
+        grid = tuple(s // (self.patch_size * 2**i) for s in self.pretrain_img_size)
+        return dict(
+            pos_embed_shape=grid if arch['abs_pos_embed'] else None,
+            num_extra_tokens=int(arch['cls_token'] and i == self.num_stages - 1),
+            rel_pos_shape=grid if (i in arch['msa_stages'] and arch['rel_pos_bias']) else None)
+
     @classmethod
     def _parse_arch(cls, arch: Union[str, dict]) -> dict:
         """Validate ``arch`` and complete it with :attr:`arch_defaults`.

@@ -1,4 +1,4 @@
-"""One stage of the LIT backbone: deformable token merging, position embedding and blocks."""
+"""One stage of a LIT-family backbone: deformable token merging, position embedding and blocks."""
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -32,6 +32,9 @@ class LITStage(BaseModule):
         norm_cfg (dict): Normalisation in the blocks. Defaults to ``dict(type='LN')``.
         dtm_norm_cfg (dict): Normalisation in the deformable token merging. Defaults to ``dict(type='BN')``.
         with_cp (bool): Gradient checkpointing per block.
+        hilo (dict, optional): HiLo attention (``window_size``, ``alpha``) instead of global attention in
+            the MSA blocks (LITv2). Defaults to None.
+        dw_conv (bool): MLPs with a depthwise 3x3 conv (LITv2). Defaults to False.
         fast_path (bool): The fast paths of the position embedding and the blocks (see
             :mod:`mmlit.models.fast_path`); same results. Defaults to True.
         init_cfg (dict, optional): Initialisation config.
@@ -55,6 +58,8 @@ class LITStage(BaseModule):
                  norm_cfg: dict = dict(type='LN'),
                  dtm_norm_cfg: dict = dict(type='BN'),
                  with_cp: bool = False,
+                 hilo: Optional[dict] = None,
+                 dw_conv: bool = False,
                  fast_path: bool = True,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
@@ -69,12 +74,13 @@ class LITStage(BaseModule):
             blocks = [
                 MSABlock(embed_dims, num_heads, mlp_ratio, qkv_bias=qkv_bias, drop_rate=drop_rate,
                          attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rates[i],
-                         rel_pos_shape=rel_pos_shape, norm_cfg=norm_cfg, fast_path=fast_path) for i in range(depth)
+                         rel_pos_shape=rel_pos_shape, norm_cfg=norm_cfg, hilo=hilo, dw_conv=dw_conv,
+                         fast_path=fast_path) for i in range(depth)
             ]
         else:
             blocks = [
                 MLPBlock(embed_dims, mlp_ratio, drop_rate=drop_rate, drop_path_rate=drop_path_rates[i],
-                         norm_cfg=norm_cfg, fast_path=fast_path) for i in range(depth)
+                         norm_cfg=norm_cfg, dw_conv=dw_conv, fast_path=fast_path) for i in range(depth)
             ]
         self.blocks = ModuleList(blocks)
 

@@ -1,4 +1,9 @@
-"""The two transformer blocks of LIT: MLP-only (early stages) and global self-attention (late stages)."""
+"""The two transformer blocks of the LIT family: MLP-only (early stages) and self-attention (late stages).
+
+LIT's MLP is two linear layers (an mmcv ``FFN``) and its attention global (:class:`GlobalMultiheadAttention`);
+LITv2's MLP has a depthwise conv (:class:`ConvFFN`, ``dw_conv=True``) and its attention is HiLo
+(:class:`HiLoAttention`, ``hilo=dict(window_size=..., alpha=...)``).
+"""
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -9,14 +14,19 @@ from mmengine.model import BaseModule
 
 from ..fast_path import per_token_chunks
 from .attention import GlobalMultiheadAttention
+from .conv_ffn import ConvFFN
+from .hilo_attention import HiLoAttention
 
 
-def _ffn(embed_dims: int, mlp_ratio: float, drop_rate: float, drop_path_rate: float) -> FFN:
-    """The MLP of LIT's blocks as an mmcv ``FFN``, residual included.
+def _ffn(embed_dims: int, mlp_ratio: float, drop_rate: float, drop_path_rate: float, dw_conv: bool = False):
+    """The MLP of a block: LIT's as an mmcv ``FFN``, residual included, or LITv2's :class:`ConvFFN`.
 
-    ``Linear(C, int(C * mlp_ratio))``, GELU, dropout, ``Linear(.., C)``, dropout (``drop_rate``); the
-    branch goes through DropPath (``drop_path_rate``) before the identity is added.
+    ``Linear(C, int(C * mlp_ratio))``, (``dw_conv``: depthwise 3x3 conv), GELU, dropout,
+    ``Linear(.., C)``, dropout (``drop_rate``); the branch goes through DropPath (``drop_path_rate``)
+    before the identity is added (the block does that for a ``ConvFFN``).
     """
+    if dw_conv:
+        return ConvFFN(embed_dims, int(embed_dims * mlp_ratio), drop_rate)
     return FFN(
         embed_dims=embed_dims,
         feedforward_channels=int(embed_dims * mlp_ratio),
@@ -27,14 +37,25 @@ def _ffn(embed_dims: int, mlp_ratio: float, drop_rate: float, drop_path_rate: fl
         add_identity=True)
 
 
-def _residual_mlp(ffn: FFN, norm: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``x + DropPath(MLP(LN(x)))``.
+def _residual_mlp(block: BaseModule, norm: torch.nn.Module, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+    """``x + DropPath(MLP(LN(x)))`` with the block's MLP (``block.ffn``).
 
-    What ``ffn(norm(x), identity=x)`` computes, without the signature inspection that the deprecation
-    decorator of mmcv's ``FFN.forward`` runs on every call (``torch.compile`` of torch 2.1 cannot trace it
-    and splits the graph there).
+    For an mmcv ``FFN``, what ``ffn(norm(x), identity=x)`` computes, without the signature inspection
+    that the deprecation decorator of mmcv's ``FFN.forward`` runs on every call (``torch.compile`` of
+    torch 2.1 cannot trace it and splits the graph there).
     """
+    ffn = block.ffn
+    if isinstance(ffn, ConvFFN):
+        return x + block.drop_path(ffn(norm(x), hw))
     return x + ffn.dropout_layer(ffn.gamma2(ffn.layers(norm(x))))
+
+
+def _mlp_branch(block: BaseModule, norm: torch.nn.Module, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+    """``x + DropPath(MLP(LN(x)))``; on the fast path, an MLP without a depthwise conv (its tokens are
+    independent) runs over chunks of tokens (:func:`~mmlit.models.fast_path.per_token_chunks`)."""
+    if block.fast_path and not isinstance(block.ffn, ConvFFN):
+        return per_token_chunks(lambda t: _residual_mlp(block, norm, t, hw), x)
+    return _residual_mlp(block, norm, x, hw)
 
 
 class MLPBlock(BaseModule):
@@ -48,8 +69,9 @@ class MLPBlock(BaseModule):
         drop_rate (float): Dropout in the MLP. Defaults to 0.
         drop_path_rate (float): Stochastic depth rate. Defaults to 0.
         norm_cfg (dict): Normalisation before the MLP. Defaults to ``dict(type='LN')``.
-        fast_path (bool): Run inference over chunks of tokens (:mod:`mmlit.models.fast_path.mlp`); same
-            results. Defaults to True.
+        dw_conv (bool): LITv2's MLP, with a depthwise 3x3 conv (:class:`ConvFFN`). Defaults to False.
+        fast_path (bool): Run inference over chunks of tokens (:mod:`mmlit.models.fast_path.mlp`; not with
+            ``dw_conv``); same results. Defaults to True.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -59,27 +81,26 @@ class MLPBlock(BaseModule):
                  drop_rate: float = 0.,
                  drop_path_rate: float = 0.,
                  norm_cfg: dict = dict(type='LN'),
+                 dw_conv: bool = False,
                  fast_path: bool = True,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         self.norm = build_norm_layer(norm_cfg, embed_dims)[1]
-        self.ffn = _ffn(embed_dims, mlp_ratio, drop_rate, drop_path_rate)
+        self.ffn = _ffn(embed_dims, mlp_ratio, drop_rate, drop_path_rate, dw_conv)
+        self.drop_path = build_dropout(dict(type='DropPath', drop_prob=drop_path_rate)) if dw_conv else None
         self.fast_path = fast_path
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-        """``x + DropPath(MLP(LN(x)))`` for tokens ``x`` (B, N, C); ``hw`` is unused (the signature of
-        :class:`MSABlock`). Returns (B, N, C)."""
-        return per_token_chunks(self.residual_mlp, x) if self.fast_path else self.residual_mlp(x)
-
-    def residual_mlp(self, x: torch.Tensor) -> torch.Tensor:
-        """``x + DropPath(MLP(LN(x)))`` (see :func:`_residual_mlp`)."""
-        return _residual_mlp(self.ffn, self.norm, x)
+        """``x + DropPath(MLP(LN(x)))`` for tokens ``x`` (B, N, C) of grid ``hw`` (used by the depthwise
+        conv of LITv2's MLP). Returns (B, N, C)."""
+        return _mlp_branch(self, self.norm, x, hw)
 
 
 class MSABlock(BaseModule):
-    """Pre-norm global multi-head self-attention followed by a pre-norm MLP.
+    """Pre-norm multi-head self-attention followed by a pre-norm MLP.
 
-    ``x = x + DropPath(MSA(LN(x)))``, ``x = x + DropPath(MLP(LN(x)))``.
+    ``x = x + DropPath(MSA(LN(x)))``, ``x = x + DropPath(MLP(LN(x)))``; MSA is global attention (LIT) or
+    HiLo attention (LITv2, ``hilo``).
 
     Args:
         embed_dims (int): Token channels.
@@ -92,6 +113,9 @@ class MSABlock(BaseModule):
         rel_pos_shape (tuple[int], optional): (h, w) grid of the relative position bias table; None for
             no bias.
         norm_cfg (dict): Normalisation before each branch. Defaults to ``dict(type='LN')``.
+        hilo (dict, optional): ``window_size`` and ``alpha`` of :class:`HiLoAttention`, which then replaces
+            global attention (``rel_pos_shape`` must be None). Defaults to None.
+        dw_conv (bool): LITv2's MLP, with a depthwise 3x3 conv (:class:`ConvFFN`). Defaults to False.
         fast_path (bool): Run inference of the MLP over chunks of tokens (:mod:`mmlit.models.fast_path.mlp`)
             and the attention on its fast path (see :class:`GlobalMultiheadAttention`); same results.
             Defaults to True.
@@ -108,16 +132,23 @@ class MSABlock(BaseModule):
                  drop_path_rate: float = 0.,
                  rel_pos_shape: Optional[Sequence[int]] = None,
                  norm_cfg: dict = dict(type='LN'),
+                 hilo: Optional[dict] = None,
+                 dw_conv: bool = False,
                  fast_path: bool = True,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         self.norm1 = build_norm_layer(norm_cfg, embed_dims)[1]
-        self.attn = GlobalMultiheadAttention(
-            embed_dims, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop_rate, proj_drop=drop_rate,
-            rel_pos_shape=rel_pos_shape, fast_path=fast_path)
+        if hilo is not None:
+            if rel_pos_shape is not None:
+                raise ValueError('HiLo attention takes no relative position bias: give hilo or rel_pos_shape')
+            self.attn = HiLoAttention(embed_dims, num_heads, qkv_bias=qkv_bias, **hilo)
+        else:
+            self.attn = GlobalMultiheadAttention(
+                embed_dims, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop_rate, proj_drop=drop_rate,
+                rel_pos_shape=rel_pos_shape, fast_path=fast_path)
         self.drop_path = build_dropout(dict(type='DropPath', drop_prob=drop_path_rate))
         self.norm2 = build_norm_layer(norm_cfg, embed_dims)[1]
-        self.ffn = _ffn(embed_dims, mlp_ratio, drop_rate, drop_path_rate)
+        self.ffn = _ffn(embed_dims, mlp_ratio, drop_rate, drop_path_rate, dw_conv)
         self.fast_path = fast_path
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
@@ -131,8 +162,4 @@ class MSABlock(BaseModule):
             Tensor: (B, N, C).
         """
         x = x + self.drop_path(self.attn(self.norm1(x), hw))
-        return per_token_chunks(self.residual_mlp, x) if self.fast_path else self.residual_mlp(x)
-
-    def residual_mlp(self, x: torch.Tensor) -> torch.Tensor:
-        """``x + DropPath(MLP(LN(x)))`` (see :func:`_residual_mlp`)."""
-        return _residual_mlp(self.ffn, self.norm2, x)
+        return _mlp_branch(self, self.norm2, x, hw)

@@ -11,6 +11,10 @@ Official layouts (github.com/zhuang-group/LIT):
   ``attn.relative_position_index``), ``layers.{i}.downsample.dconv|norm_layer`` (DTM at the end of
   stage i), ``norm`` (classifier) or ``norm{i}`` (dense outputs), ``head``.
 
+- LITv2 (github.com/ziplab/LITv2, ``classification/models``, ``detection|segmentation/.../litv2.py``): the
+  LIT-S/M/B layout, with HiLo attention ``attn.(l_q|l_kv|l_proj|h_qkv|h_proj)`` and the MLP's depthwise
+  conv ``mlp.dwconv.dwconv``; no relative position tables.
+
 mmlit: ``patch_embed.projection|norm``, ``stages.{i}.downsample.(conv|conv_offset|norm)`` (DTM at the
 start of stage i), ``stages.{i}.pos_embed.pos_embed``, ``stages.{i}.blocks.{j}.(norm|ffn)`` (MLP blocks)
 or ``.(norm1|attn|norm2|ffn)`` (attention blocks), ``cls_token``, ``norm{i}``; a classifier's head is
@@ -31,6 +35,7 @@ mmseg 1.x with mmlit's configs:
 - Metadata: mmdet 2.x / mmseg 0.x store ``meta['CLASSES']`` (and ``meta['PALETTE']``); MMEngine-based
   inferencers read ``meta['dataset_meta']``. Optimizer state and the old config text are dropped.
 """
+import functools
 import re
 from collections import OrderedDict
 from typing import Callable, Dict, Mapping, Optional
@@ -41,6 +46,10 @@ import torch
 _BLOCK_RENAMES = (('mlp.fc1.', 'ffn.layers.0.0.'), ('mlp.fc2.', 'ffn.layers.1.'))
 # within a DTM: official suffix -> mmlit suffix
 _DTM_RENAMES = (('dconv.conv_offset.', 'conv_offset.'), ('dconv.', 'conv.'), ('norm_layer.', 'norm.'))
+# within a LITv2 block: official suffix -> mmlit suffix (ConvFFN, HiLoAttention)
+_V2_BLOCK_RENAMES = (('mlp.fc1.', 'ffn.fc1.'), ('mlp.dwconv.dwconv.', 'ffn.dwconv.'), ('mlp.fc2.', 'ffn.fc2.'),
+                     ('attn.l_q.', 'attn.lo_q.'), ('attn.l_kv.', 'attn.lo_kv.'), ('attn.l_proj.', 'attn.lo_proj.'),
+                     ('attn.h_qkv.', 'attn.hi_qkv.'), ('attn.h_proj.', 'attn.hi_proj.'))
 _DROPPED = ('relative_position_index', )  # recomputed for every input size
 
 
@@ -60,19 +69,20 @@ def _rename(suffix: str, renames) -> str:
     return suffix
 
 
-def _block_suffix_to_mmlit(suffix: str, is_mlp_block: bool) -> str:
+def _block_suffix_to_mmlit(suffix: str, is_mlp_block: bool, renames=_BLOCK_RENAMES) -> str:
     """mmlit name of a key inside one official block: ``mlp.fc1`` / ``mlp.fc2`` -> ``ffn.layers.0.0`` /
-    ``ffn.layers.1``, and in an MLP-only block (one norm in mmlit) ``norm2`` -> ``norm``."""
-    suffix = _rename(suffix, _BLOCK_RENAMES)
+    ``ffn.layers.1`` (LITv2: ``renames=_V2_BLOCK_RENAMES``), and in an MLP-only block (one norm in mmlit)
+    ``norm2`` -> ``norm``."""
+    suffix = _rename(suffix, renames)
     if is_mlp_block and suffix.startswith('norm2.'):
         suffix = 'norm.' + suffix[len('norm2.'):]
     return suffix
 
 
-def _block_suffix_to_lit(suffix: str) -> str:
+def _block_suffix_to_lit(suffix: str, renames=_BLOCK_RENAMES) -> str:
     """The inverse of :func:`_block_suffix_to_mmlit`: ``ffn.layers.*`` -> ``mlp.fc*``, an MLP block's
     ``norm`` -> ``norm2``."""
-    suffix = _rename(suffix, [(new, old) for old, new in _BLOCK_RENAMES])
+    suffix = _rename(suffix, [(new, old) for old, new in renames])
     if suffix.startswith('norm.'):  # mmlit MLP block norm
         suffix = 'norm2.' + suffix[len('norm.'):]
     return suffix
@@ -120,7 +130,7 @@ def _convert_ti_key(key: str, mlp_blocks: set) -> str:
     return _apply_rules(key, rules, 'LIT-Ti')
 
 
-def _convert_smb_key(key: str, mlp_blocks: set) -> str:
+def _convert_smb_key(key: str, mlp_blocks: set, renames=_BLOCK_RENAMES, layout: str = 'LIT-S/M/B') -> str:
     """mmlit name of a backbone key of an official LIT-S/M/B checkpoint (layouts in the module doc).
 
     ``layers.{i}.blocks.{j}`` become ``stages.{i}.blocks.{j}``; the DTM at the end of official stage i,
@@ -129,24 +139,26 @@ def _convert_smb_key(key: str, mlp_blocks: set) -> str:
     Args:
         key (str): The key, without a ``backbone.`` prefix.
         mlp_blocks (set): (stage, block) pairs, as strings, of the MLP-only blocks (:func:`_mlp_blocks`).
+        renames (Sequence[tuple[str, str]]): The block renames (:data:`_V2_BLOCK_RENAMES` for LITv2).
+        layout (str): The layout's name, for the error message.
 
     Returns:
         str: The mmlit key.
 
     Raises:
-        KeyError: A key of no LIT-S/M/B parameter.
+        KeyError: A key of no LIT-S/M/B (LITv2) parameter.
     """
     rules = (
         (r'patch_embed\.proj\.(.*)', lambda m: f'patch_embed.projection.{m[1]}'),
         (r'patch_embed\.norm\.(.*)', lambda m: f'patch_embed.norm.{m[1]}'),
         (r'layers\.(\d)\.blocks\.(\d+)\.(.*)', lambda m: f'stages.{m[1]}.blocks.{m[2]}.'
-         f'{_block_suffix_to_mmlit(m[3], (m[1], m[2]) in mlp_blocks)}'),
+         f'{_block_suffix_to_mmlit(m[3], (m[1], m[2]) in mlp_blocks, renames)}'),
         (r'layers\.(\d)\.downsample\.(.*)',
          lambda m: f'stages.{int(m[1]) + 1}.downsample.{_rename(m[2], _DTM_RENAMES)}'),
         (r'norm\.(.*)', lambda m: f'norm3.{m[1]}'),
         (r'(norm\d\..*)', lambda m: m[1]),
     )
-    return _apply_rules(key, rules, 'LIT-S/M/B')
+    return _apply_rules(key, rules, layout)
 
 
 def _apply_rules(key: str, rules, layout: str) -> str:
@@ -172,16 +184,19 @@ def _apply_rules(key: str, rules, layout: str) -> str:
 
 
 def detect_layout(backbone_keys) -> str:
-    """'ti' (official LIT-Ti), 'smb' (official LIT-S/M/B) or 'mmlit'."""
+    """'ti' (official LIT-Ti), 'smb' (official LIT-S/M/B), 'litv2' (official LITv2) or 'mmlit'."""
     keys = list(backbone_keys)
     if any(k.startswith('stages.') for k in keys):
         return 'mmlit'
     if any(k.startswith(('patch_embed1.', 'block1.')) for k in keys):
         return 'ti'
+    if any(k.startswith('layers.') and '.mlp.dwconv.' in k for k in keys):
+        return 'litv2'
     if any(k.startswith('layers.') for k in keys):
         return 'smb'
     raise ValueError('This is not a LIT checkpoint: found neither the official LIT-Ti keys '
-                     '(patch_embed1., block1.), nor the LIT-S/M/B keys (layers.), nor mmlit keys (stages.)')
+                     '(patch_embed1., block1.), nor the LIT-S/M/B or LITv2 keys (layers.), nor mmlit keys '
+                     '(stages.)')
 
 
 def unwrap_state_dict(checkpoint: Mapping) -> Dict[str, torch.Tensor]:
@@ -224,7 +239,11 @@ def lit_to_mmlit(checkpoint: Mapping) -> 'OrderedDict[str, torch.Tensor]':
     else:
         block_re = r'block(\d)\.(\d+)\.(.*)' if layout == 'ti' else r'layers\.(\d)\.blocks\.(\d+)\.(.*)'
         mlp_blocks = _mlp_blocks(backbone, block_re)
-        convert_key: Callable = _convert_ti_key if layout == 'ti' else _convert_smb_key
+        convert_key: Callable = {
+            'ti': _convert_ti_key,
+            'smb': _convert_smb_key,
+            'litv2': functools.partial(_convert_smb_key, renames=_V2_BLOCK_RENAMES, layout='LITv2'),
+        }[layout]
         converted = {}
         for key, value in backbone.items():
             if key.endswith(_DROPPED):
@@ -262,7 +281,7 @@ def convert_meta(meta: Optional[Mapping]) -> dict:
 def convert_checkpoint(checkpoint: Mapping) -> dict:
     """A whole official checkpoint (ImageNet, mmdet 2.11 or mmseg 0.13) -> an MMEngine checkpoint
     ``dict(state_dict=..., meta=...)`` that mmlit's configs load strictly; optimizer state is dropped and
-    ``meta['source_layout']`` says which layout was read (``'ti'``, ``'smb'`` or ``'mmlit'``)."""
+    ``meta['source_layout']`` says which layout was read (``'ti'``, ``'smb'``, ``'litv2'`` or ``'mmlit'``)."""
     meta = convert_meta(checkpoint.get('meta') if isinstance(checkpoint.get('meta'), Mapping) else None)
     meta['source_layout'] = detect_layout(_split(unwrap_state_dict(checkpoint))[0])
     return dict(state_dict=lit_to_mmlit(checkpoint), meta=meta)
@@ -273,12 +292,13 @@ def mmlit_to_lit(state_dict: Mapping[str, torch.Tensor],
                  classifier: bool = False) -> 'OrderedDict[str, torch.Tensor]':
     """The inverse of :func:`lit_to_mmlit` for a backbone state dict (no prefix).
 
-    ``layout`` is ``'ti'`` or ``'smb'``; with ``classifier=True`` the last stage's norm becomes the
+    ``layout`` is ``'ti'``, ``'smb'`` or ``'litv2'``; with ``classifier=True`` the last stage's norm becomes the
     classifier's final ``norm``. Relative position indices are not recreated (mmlit derives them
     from the input size). Useful to hand weights back to the official code and to test the converter.
     """
-    if layout not in ('ti', 'smb'):
-        raise ValueError(f"layout must be 'ti' or 'smb', got {layout!r}")
+    if layout not in ('ti', 'smb', 'litv2'):
+        raise ValueError(f"layout must be 'ti', 'smb' or 'litv2', got {layout!r}")
+    renames = _V2_BLOCK_RENAMES if layout == 'litv2' else _BLOCK_RENAMES
     out = OrderedDict()
     for key, value in state_dict.items():
         m = re.fullmatch(r'stages\.(\d)\.(blocks\.(\d+)\.|downsample\.|pos_embed\.pos_embed)(.*)', key)
@@ -301,7 +321,7 @@ def mmlit_to_lit(state_dict: Mapping[str, torch.Tensor],
         elif part == 'pos_embed.pos_embed':
             out[f'pos_embed{stage + 1}'] = value
         else:
-            rest = _block_suffix_to_lit(rest)
+            rest = _block_suffix_to_lit(rest, renames)
             out[f'block{stage + 1}.{block}.{rest}' if layout == 'ti' else
                 f'layers.{stage}.blocks.{block}.{rest}'] = value
     return out

@@ -1,0 +1,42 @@
+"""The MLP of LITv2: a depthwise 3x3 convolution between its two linear layers."""
+from typing import Optional, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+
+
+class ConvFFN(BaseModule):
+    """``fc2(drop(GELU(DWConv3x3(fc1(x)))))``, then dropout; the depthwise convolution mixes each token
+    with its 3x3 neighbours on the grid and stands in for position embeddings (LITv2).
+
+    Args:
+        embed_dims (int): Token channels.
+        feedforward_channels (int): Hidden channels.
+        drop_rate (float): Dropout after the activation and after ``fc2``. Defaults to 0.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self, embed_dims: int, feedforward_channels: int, drop_rate: float = 0.,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        self.fc1 = nn.Linear(embed_dims, feedforward_channels)
+        self.dwconv = nn.Conv2d(feedforward_channels, feedforward_channels, 3, padding=1,
+                                groups=feedforward_channels)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(feedforward_channels, embed_dims)
+        self.drop = nn.Dropout(drop_rate)
+
+    def init_weights(self) -> None:
+        """Initialise as MMEngine does, then the depthwise conv as the official code: normal with std
+        sqrt(2 / fan_out), fan_out = 9 (one 3x3 filter per group), zero bias."""
+        super().init_weights()
+        nn.init.normal_(self.dwconv.weight, 0, (2.0 / 9)**0.5)
+        nn.init.zeros_(self.dwconv.bias)
+
+    def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        """The MLP of the tokens ``x`` (B, H*W, C) of grid ``hw``; returns (B, H*W, C)."""
+        B, N, _ = x.shape
+        x = self.fc1(x)
+        x = self.dwconv(x.transpose(1, 2).reshape(B, -1, *hw)).flatten(2).transpose(1, 2)
+        return self.drop(self.fc2(self.drop(self.act(x))))
