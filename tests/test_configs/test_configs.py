@@ -17,8 +17,18 @@ def test_there_are_configs_for_every_task():
                      'retinanet_lit_ti_fpn_1x_coco.py', 'retinanet_lit_s_fpn_1x_coco.py',
                      'fpn_lit_ti_512x512_80k_ade20k.py', 'fpn_lit_s_512x512_80k_ade20k.py',
                      'lit_ti_8xb128_in1k.py', 'lit_s_8xb128_in1k.py', 'lit_m_8xb128_in1k.py',
-                     'lit_b_8xb128_in1k.py'):
+                     'lit_b_8xb128_in1k.py', 'mask_rcnn_litv2_s_fpn_toy_shapes.py', *PAPER_PARAMS):
         assert expected in names
+
+
+# whole models' parameters (millions) in the LITv2 paper / model zoo (github.com/ziplab/LITv2); the
+# window size does not change them. Detection heads: COCO's 80 classes; Semantic FPN: ADE20K's 150.
+PAPER_PARAMS = {
+    **{f'retinanet_litv2_{a}_fpn_1x_coco{ws}.py': n for a, n in zip('smb', (38, 59, 97)) for ws in ('', '_ws_4')},
+    **{f'mask_rcnn_litv2_{a}_fpn_1x_coco{ws}.py': n for a, n in zip('smb', (47, 68, 106)) for ws in ('', '_ws_4')},
+    **{f'fpn_litv2_{a}_512x512_80k_ade20k.py': n for a, n in zip('smb', (31, 52, 90))},
+    **{f'litv2_{a}_8xb128_in1k.py': n for a, n in zip('smb', (28, 49, 87))},
+}
 
 
 def _dummy_forward(cfg, model):
@@ -43,7 +53,7 @@ def test_config_builds_and_runs(config):
     cfg = Config.fromfile(osp.join(ROOT, config))
     assert 'mmlit' in cfg.custom_imports['imports']
     assert cfg.default_scope in ('mmdet', 'mmseg', 'mmpretrain')
-    assert cfg.model.backbone.type == 'mmlit.LIT'
+    assert cfg.model.backbone.type in ('mmlit.LIT', 'mmlit.LITv2')
     if not config.startswith(osp.join('configs', 'toy')):
         # every real backbone starts from ImageNet weights
         assert cfg.model.backbone.get('init_cfg', {}).get('type') == 'Pretrained' or cfg.default_scope == 'mmpretrain'
@@ -52,3 +62,7 @@ def test_config_builds_and_runs(config):
         model = registry.MODELS.build(cfg.model)  # no init_weights(): nothing is downloaded or read
         model.train()
         _dummy_forward(cfg, model)
+    name = osp.basename(config)
+    if name in PAPER_PARAMS:
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        assert round(params) == PAPER_PARAMS[name], f'{name}: {params:.2f}M parameters'

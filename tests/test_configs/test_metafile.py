@@ -42,9 +42,12 @@ def test_every_config_is_listed_and_every_listed_config_exists():
 
 
 def test_published_models_carry_paper_metrics_and_official_weights():
-    assert len(PUBLISHED) == 10  # 4 ImageNet classifiers, 4 detectors, 2 segmentors
+    # LIT: 4 ImageNet classifiers, 4 detectors, 2 segmentors; LITv2: 3 classifiers, 12 detectors (window 2
+    # and 4), 3 segmentors
+    assert len(PUBLISHED) == 10 + 18
     for model in PUBLISHED:
-        assert model['Weights'].startswith('https://github.com/ziplab/LIT/releases/download/')
+        release = 'LITv2' if model['In Collection'] == 'LITv2' else 'LIT'
+        assert model['Weights'].startswith(f'https://github.com/ziplab/{release}/releases/download/')
         assert model['Weights'].endswith('.pth')
         for result in model['Results']:
             assert result['Task'] and result['Dataset']

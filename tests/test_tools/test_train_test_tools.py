@@ -21,6 +21,7 @@ pytestmark = pytest.mark.slow  # every test here runs the tools end to end
 TASKS = {
     'mask_rcnn': ('mask_rcnn_lit_ti_fpn_toy_shapes.py', EPOCH_SHORT, ['coco/bbox_mAP', 'coco/segm_mAP']),
     'retinanet': ('retinanet_lit_ti_fpn_toy_shapes.py', EPOCH_SHORT, ['coco/bbox_mAP']),
+    'mask_rcnn_litv2': ('mask_rcnn_litv2_s_fpn_toy_shapes.py', EPOCH_SHORT, ['coco/bbox_mAP', 'coco/segm_mAP']),
     'semantic_fpn': ('fpn_lit_ti_toy_shapes.py', ['val_dataloader.dataset.indices=4',
                                                   'test_dataloader.dataset.indices=4',
                                                   'default_hooks.checkpoint.interval=2'], ['mIoU']),

@@ -1,0 +1,8 @@
+# Semantic FPN with LITv2-M on ADE20K: the LITv2-S recipe (official), drop path 0.2.
+_base_ = ['./fpn_litv2_s_512x512_80k_ade20k.py']
+
+pretrained = 'pretrained/litv2_m.pth'  # https://github.com/ziplab/LITv2/releases/download/v1.0/litv2_m.pth
+
+model = dict(
+    backbone=dict(arch='m', drop_path_rate=0.2, init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    neck=dict(in_channels=[96, 192, 384, 768]))

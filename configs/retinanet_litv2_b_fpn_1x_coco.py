@@ -1,0 +1,8 @@
+# RetinaNet + FPN with LITv2-B on COCO, 1x schedule: the LITv2-S recipe (official), drop path 0.3.
+_base_ = ['./retinanet_litv2_s_fpn_1x_coco.py']
+
+pretrained = 'pretrained/litv2_b.pth'  # https://github.com/ziplab/LITv2/releases/download/v1.0/litv2_b.pth
+
+model = dict(
+    backbone=dict(arch='b', drop_path_rate=0.3, init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    neck=dict(in_channels=[128, 256, 512, 1024]))
