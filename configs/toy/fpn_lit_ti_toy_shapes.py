@@ -23,19 +23,17 @@ test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs'),
 ]
-dataset = dict(type='BaseSegDataset', data_root=data_root, metainfo=metainfo, img_suffix='.png',
-               seg_map_suffix='.png', reduce_zero_label=False)
 # mmlit.ToyShapes generates the data when it is missing (see configs/toy/mask_rcnn_lit_ti_fpn_toy_shapes.py)
+dataset = dict(type='mmlit.ToyShapes', dataset_type='BaseSegDataset', data_root=data_root, metainfo=metainfo,
+               img_suffix='.png', seg_map_suffix='.png', reduce_zero_label=False)
 train_dataloader = dict(
     batch_size=4, num_workers=0, persistent_workers=False,
-    dataset=dict(_delete_=True, type='mmlit.ToyShapes', root=data_root,
-                 dataset=dict(**dataset, pipeline=train_pipeline,
-                              data_prefix=dict(img_path='images/train', seg_map_path='seg_maps/train'))))
+    dataset=dict(_delete_=True, **dataset, pipeline=train_pipeline,
+                 data_prefix=dict(img_path='images/train', seg_map_path='seg_maps/train')))
 val_dataloader = dict(
     batch_size=1, num_workers=0, persistent_workers=False,
-    dataset=dict(_delete_=True, type='mmlit.ToyShapes', root=data_root,
-                 dataset=dict(**dataset, pipeline=test_pipeline,
-                              data_prefix=dict(img_path='images/val', seg_map_path='seg_maps/val'))))
+    dataset=dict(_delete_=True, **dataset, pipeline=test_pipeline,
+                 data_prefix=dict(img_path='images/val', seg_map_path='seg_maps/val')))
 test_dataloader = val_dataloader
 
 max_iters = 240

@@ -16,16 +16,15 @@ train_pipeline = [
     dict(type='PackInputs'),
 ]
 test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
-dataset = dict(type='CustomDataset', data_root=data_root, metainfo=metainfo, with_label=True)
 # mmlit.ToyShapes generates the data when it is missing (see configs/toy/mask_rcnn_lit_ti_fpn_toy_shapes.py)
+dataset = dict(type='mmlit.ToyShapes', dataset_type='CustomDataset', data_root=data_root, metainfo=metainfo,
+               with_label=True)
 train_dataloader = dict(
     batch_size=8, num_workers=0, persistent_workers=False,
-    dataset=dict(_delete_=True, type='mmlit.ToyShapes', root=data_root,
-                 dataset=dict(**dataset, ann_file='meta/train.txt', pipeline=train_pipeline)))
+    dataset=dict(_delete_=True, **dataset, ann_file='meta/train.txt', pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=8, num_workers=0, persistent_workers=False,
-    dataset=dict(_delete_=True, type='mmlit.ToyShapes', root=data_root,
-                 dataset=dict(**dataset, ann_file='meta/val.txt', pipeline=test_pipeline)))
+    dataset=dict(_delete_=True, **dataset, ann_file='meta/val.txt', pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_evaluator = val_evaluator

@@ -36,22 +36,20 @@ test_pipeline = [
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
-# mmlit.ToyShapes generates the data when it is missing, then builds the CocoDataset inside: the config
-# runs the same from mmdet's tools/train.py or `mim train` as from mmlit's.
+# mmlit.ToyShapes generates the data when it is missing, then builds the CocoDataset: the config runs the
+# same from mmdet's tools/train.py, `mim train` or mmdet's inferencers as from mmlit's tools.
 train_dataloader = dict(
     batch_size=4, num_workers=0, persistent_workers=False,
     dataset=dict(
-        _delete_=True, type='mmlit.ToyShapes', root=data_root,
-        dataset=dict(type='CocoDataset', data_root=data_root, metainfo=metainfo,
-                     ann_file='annotations/instances_train.json', data_prefix=dict(img='images/train/'),
-                     filter_cfg=dict(filter_empty_gt=True, min_size=32), pipeline=train_pipeline)))
+        _delete_=True, type='mmlit.ToyShapes', dataset_type='CocoDataset', data_root=data_root,
+        metainfo=metainfo, ann_file='annotations/instances_train.json', data_prefix=dict(img='images/train/'),
+        filter_cfg=dict(filter_empty_gt=True, min_size=32), pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=4, num_workers=0, persistent_workers=False,
     dataset=dict(
-        _delete_=True, type='mmlit.ToyShapes', root=data_root,
-        dataset=dict(type='CocoDataset', data_root=data_root, metainfo=metainfo,
-                     ann_file='annotations/instances_val.json', data_prefix=dict(img='images/val/'),
-                     test_mode=True, pipeline=test_pipeline)))
+        _delete_=True, type='mmlit.ToyShapes', dataset_type='CocoDataset', data_root=data_root,
+        metainfo=metainfo, ann_file='annotations/instances_val.json', data_prefix=dict(img='images/val/'),
+        test_mode=True, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
 test_evaluator = val_evaluator

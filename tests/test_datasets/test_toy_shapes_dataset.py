@@ -20,9 +20,10 @@ def test_toy_config_datasets_generate_their_data(config, scope, dataset_type, ge
     monkeypatch.chdir(tmp_path)  # the configs' data root is relative: data/toy_shapes/
     cfg = Config.fromfile(osp.join(TOY, config))
     assert cfg.train_dataloader.dataset.type == 'mmlit.ToyShapes'
+    assert cfg.test_dataloader.dataset.pipeline  # where the upstream inferencers read it
     assert not (tmp_path / 'data').exists()
     init_default_scope(scope)
-    # short runs override the inner dataset through the wrapper, as --cfg-options do
+    # short runs select images, as --cfg-options train_dataloader.dataset.indices=8 does
     train = DATASETS.build(dict(cfg.train_dataloader.dataset, indices=8))
     assert type(train).__name__ == dataset_type and len(train) == 8
     assert (tmp_path / 'data' / 'toy_shapes' / generated).exists()
@@ -31,3 +32,5 @@ def test_toy_config_datasets_generate_their_data(config, scope, dataset_type, ge
     assert val[0]['inputs'].shape[-2:] == (128, 128)
     with pytest.raises(TypeError):
         DATASETS.build(dict(cfg.train_dataloader.dataset, no_such_option=1))
+    with pytest.raises(ValueError, match='root= or data_root='):
+        DATASETS.build(dict(type='mmlit.ToyShapes', dataset_type=dataset_type))
