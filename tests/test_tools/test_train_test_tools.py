@@ -83,7 +83,7 @@ def test_upstream_train_py_runs_a_toy_config_without_its_data(task, tmp_path):
     tool = osp.join(osp.dirname(importlib.import_module(package).__file__), '.mim', 'tools', 'train.py')
     assert not (tmp_path / 'data').exists()
     log = run([sys.executable, tool, osp.join(TOY, config), '--work-dir', str(tmp_path / 'work'), '--cfg-options']
-              + short + _length(task, 1), tmp_path)
+              + short + _length(task, 1) + ['default_hooks.logger.interval=1'], tmp_path)
     assert re.search(r'(Epoch|Iter)\(train\)', log), 'no progress lines'
     assert (tmp_path / 'data' / 'toy_shapes' / 'VERSION').exists()
     assert any(p.suffix == '.pth' for p in (tmp_path / 'work').iterdir()), 'no checkpoint written'
