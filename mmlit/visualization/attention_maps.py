@@ -1,5 +1,5 @@
-"""Where the global self-attention of LIT looks: for one query pixel, the attention weights of every head
-of every attention block, over the image."""
+"""Where the self-attention of LIT (global) and LITv2 (HiLo) looks: for one query pixel, the attention
+weights of every head of every attention block, over the image."""
 from typing import Dict, List, Tuple
 
 import cv2
@@ -7,8 +7,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from mmlit.models.layers import GlobalMultiheadAttention
-from mmlit.models.layers.plain_attention import attention_weights
+from mmlit.models.layers import GlobalMultiheadAttention, HiLoAttention
+from mmlit.models.layers.plain_attention import attention_weights, hilo_attention_maps
 
 
 @torch.no_grad()
@@ -17,7 +17,9 @@ def collect_attention_maps(backbone: nn.Module, inputs: torch.Tensor,
     """Attention of the token under image pixel ``query`` (y, x) in every attention block of ``backbone``.
 
     Returns one dict per block, in forward order: ``stage``, ``block``, ``maps`` (heads, H, W): the
-    weights the query gives to every grid token (extra tokens such as a class token left out).
+    weights the query gives to every grid token (extra tokens such as a class token left out); for HiLo
+    attention also ``hi_heads``, the number of Hi-Fi heads, whose maps come first (window attention), the
+    Lo-Fi heads' after (attention to the pooled windows, spread over each window).
     """
     records = []
 
@@ -28,6 +30,10 @@ def collect_attention_maps(backbone: nn.Module, inputs: torch.Tensor,
             H, W = hw
             stride = backbone.patch_size * 2**stage_idx
             row, col = min(int(query[0]) // stride, H - 1), min(int(query[1]) // stride, W - 1)
+            if isinstance(module, HiLoAttention):
+                maps = hilo_attention_maps(module, x[:1], hw, row * W + col)
+                records.append(dict(stage=stage_idx, block=block_idx, maps=maps.cpu(), hi_heads=module.hi_heads))
+                return
             extra = x.shape[1] - H * W
             rows = torch.tensor([extra + row * W + col])
             weights = attention_weights(module, x[:1], hw, rows)[0, :, 0, extra:]
@@ -39,7 +45,7 @@ def collect_attention_maps(backbone: nn.Module, inputs: torch.Tensor,
     for i, stage in enumerate(backbone.stages):
         for j, block in enumerate(stage.blocks):
             attn = getattr(block, 'attn', None)
-            if isinstance(attn, GlobalMultiheadAttention):
+            if isinstance(attn, (GlobalMultiheadAttention, HiLoAttention)):
                 hooks.append(attn.register_forward_pre_hook(capture(i, j)))
     if not hooks:
         raise ValueError('This backbone has no attention blocks to show.')
@@ -66,7 +72,10 @@ def draw_attention_grid(image: np.ndarray, records: List[Dict], query: Tuple[int
     rows = []
     for record in records:
         label = np.full((16, columns * tw, 3), 255, np.uint8)
-        cv2.putText(label, f"stage {record['stage'] + 1}, block {record['block'] + 1}", (3, 12),
+        text = f"stage {record['stage'] + 1}, block {record['block'] + 1}"
+        if record.get('hi_heads') is not None:
+            text += f" (HiLo: {record['hi_heads']} Hi-Fi heads, then {len(record['maps']) - record['hi_heads']} Lo-Fi)"
+        cv2.putText(label, text, (3, 12),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
         tiles = []
         for head_map in record['maps']:

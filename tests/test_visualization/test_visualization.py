@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmlit.models import LIT
+from mmlit.models import LIT, LITv2
 from mmlit.models.utils import mmlit_to_lit
 from mmlit.visualization import (
     collect_attention_maps,
@@ -83,6 +83,55 @@ def test_attention_maps_are_the_blocks_attention(arch):
             assert (total < 1).all()
         else:
             torch.testing.assert_close(total, torch.ones_like(total))
+
+
+SMALL_V2 = dict(embed_dims=[8, 16, 32, 64], depths=[1, 1, 2, 1], num_heads=[1, 2, 4, 4], mlp_ratios=[2] * 4)
+
+
+@pytest.mark.parametrize('hw,query', [((64, 64), (40, 20)), ((96, 80), (70, 50))])
+def test_hilo_attention_maps(hw, query):
+    """LITv2: Hi-Fi heads look only inside the query's window, Lo-Fi heads over pooled windows (every token
+    of a window the same); each head's weights sum to 1; the query token's output is what the maps give."""
+    torch.manual_seed(0)
+    model = LITv2(arch=SMALL_V2, local_ws=(0, 0, 4, 1))
+    model.init_weights()
+    model.eval()
+    captured = {}
+    attn = model.stages[2].blocks[0].attn
+    attn.register_forward_pre_hook(lambda module, args: captured.setdefault('x', args))
+    records = collect_attention_maps(model, torch.randn(1, 3, *hw), query=query)
+    assert len(records) == 3 and [r['stage'] for r in records] == [2, 2, 3]
+    stage3 = records[0]
+    assert stage3['hi_heads'] == 1 and stage3['maps'].shape == (4, hw[0] // 16, hw[1] // 16)
+    row, col = query[0] // 16, query[1] // 16
+    hi, lo = stage3['maps'][0], stage3['maps'][1:]
+    outside = torch.ones_like(hi, dtype=torch.bool)
+    outside[row // 4 * 4:row // 4 * 4 + 4, col // 4 * 4:col // 4 * 4 + 4] = False
+    assert (hi[outside] == 0).all() and (hi[~outside] > 0).all()
+    cell = lo[:, :4, :4]
+    assert torch.allclose(cell, cell[:, :1, :1].expand_as(cell))
+    if hw == (64, 64):  # the grid is a multiple of the window: each head's weights sum to 1 over it
+        total = stage3['maps'].sum((1, 2))
+        torch.testing.assert_close(total, torch.ones_like(total))
+        # the Lo-Fi heads' output for the query token: the maps' weights applied to the pooled values
+        x, grid = captured['x']
+        H, W = grid
+        pooled = torch.nn.functional.avg_pool2d(x.view(1, H, W, -1).permute(0, 3, 1, 2), 4).flatten(2).transpose(1, 2)
+        _, v = attn.lo_kv(pooled).view(1, -1, 2, 3, 8).permute(2, 0, 3, 1, 4)
+        weights = lo[:, ::4, ::4].reshape(3, 1, -1) * 16
+        expected = attn.lo_proj((weights @ v[0]).transpose(0, 1).reshape(1, 24))
+        with torch.no_grad():
+            out = attn(x, grid)[0, row * W + col, 8:]
+        torch.testing.assert_close(out, expected[0], rtol=1e-4, atol=1e-5)
+    assert records[2]['hi_heads'] == 0  # stage 4: window 1, global attention
+    torch.testing.assert_close(records[2]['maps'].sum((1, 2)), torch.ones(4))
+
+
+def test_dtm_offsets_of_litv2():
+    model = _with_offsets(LITv2(arch=SMALL_V2), 0.)
+    offsets = collect_dtm_offsets(model, torch.randn(1, 3, 64, 64))
+    assert [tuple(o.shape) for o in offsets] == [(1, 8, 8, 8), (1, 8, 4, 4), (1, 8, 2, 2)]
+    assert len(trace_sampling_locations(offsets, 2, (1, 0))) == 64
 
 
 def test_draw_attention_grid():

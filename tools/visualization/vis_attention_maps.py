@@ -1,11 +1,13 @@
-"""Draw the attention maps of LIT's self-attention blocks for one query pixel (the LIT paper's figure).
+"""Draw the attention maps of LIT's and LITv2's self-attention blocks for one query pixel.
 
     python tools/visualization/vis_attention_maps.py IMG TARGET [CHECKPOINT] --out attention.png \\
         [--query 112,112] [--shape 224 224] [--tile 112]
 
-TARGET is a config (its LIT backbone) or an arch name (ti, s, m, b); CHECKPOINT an mmlit checkpoint of
-that model or an official LIT checkpoint. Writes a grid with one row per attention block (stages 3-4) and
-one tile per head: the attention the query token gives to every token, upsampled over the image.
+TARGET is a config (its LIT or LITv2 backbone) or an arch name (ti, s, m, b; litv2-s, litv2-m, litv2-b);
+CHECKPOINT an mmlit checkpoint of that model or an official one. Writes a grid with one row per attention
+block (stages 3-4) and one tile per head: the attention the query token gives to every token, upsampled
+over the image. For LITv2's HiLo attention the Hi-Fi heads come first (attention within the query's
+window), then the Lo-Fi heads (attention to the pooled windows, each spread over its window).
 """
 import os.path as osp
 
