@@ -251,7 +251,7 @@ class LIT(BaseModule):
         if isinstance(arch, str):
             key = arch.lower()
             if key not in cls.arch_zoo:
-                raise ValueError(f'Unknown LIT arch {arch!r}; valid archs are '
+                raise ValueError(f'Unknown {cls.__name__} arch {arch!r}; valid archs are '
                                  f'{sorted(set(cls.arch_zoo))} or a dict with the keys '
                                  f'{list(cls.arch_required)} (and optionally {list(cls.arch_defaults)})')
             arch = cls.arch_zoo[key]

@@ -1,5 +1,4 @@
 """LITv2: "Fast Vision Transformers with HiLo Attention" (NeurIPS 2022), the successor of LIT."""
-import copy
 from typing import Dict, Optional, Sequence, Union
 
 from mmlit.registry import MODELS
@@ -79,7 +78,7 @@ class LITv2(LIT):
                  alpha: Optional[float] = None,
                  local_ws: Optional[Sequence[int]] = None,
                  **kwargs):
-        settings = copy.deepcopy(self._parse_arch(arch))
+        settings = self._parse_arch(arch)  # a copy, to complete
         if alpha is not None:
             settings['alpha'] = alpha
         if local_ws is not None:

@@ -33,12 +33,10 @@ class ParamCache:
             return False
         return not (torch.is_grad_enabled() and any(p.requires_grad for p in params))
 
-    def get(self, module: nn.Module, params: Sequence[torch.Tensor], key: Hashable,
-            compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+    def get(self, params: Sequence[torch.Tensor], key: Hashable, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
         """The value of ``compute()``, computed again only when the key or the parameters change.
 
         Args:
-            module (nn.Module): The module the value belongs to (its ``training`` flag counts).
             params (Sequence[Tensor]): The parameters ``compute`` reads; their storage pointer, version
                 counter, device and dtype are part of the cache key.
             key (Hashable): What else the value depends on (token grid, dtype).
@@ -46,10 +44,8 @@ class ParamCache:
 
         Returns:
             Tensor: The cached value if the full key is the last one's; else ``compute()``, kept for the
-            next call when caching is :meth:`usable` (when it is not, the cache is left as it is).
+            next call. Call it only when caching is :meth:`usable` (:func:`cached` checks that).
         """
-        if not self.usable(module, params):
-            return compute()
         full_key = (key, ) + tuple((p.data_ptr(), p._version, p.device, p.dtype) for p in params)
         if full_key != self.key:
             self.key, self.value = None, None  # free the old value before computing the new one
@@ -72,7 +68,7 @@ def cached(module: nn.Module, name: str, params: Sequence[torch.Tensor], key: Ha
     """
     if not ParamCache.usable(module, params):
         return compute()
-    return module_cache(module, name).get(module, params, key, compute)
+    return module_cache(module, name).get(params, key, compute)
 
 
 def module_cache(module: nn.Module, name: str) -> ParamCache:

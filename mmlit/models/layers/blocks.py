@@ -23,10 +23,10 @@ def _ffn(embed_dims: int, mlp_ratio: float, drop_rate: float, drop_path_rate: fl
 
     ``Linear(C, int(C * mlp_ratio))``, (``dw_conv``: depthwise 3x3 conv), GELU, dropout,
     ``Linear(.., C)``, dropout (``drop_rate``); the branch goes through DropPath (``drop_path_rate``)
-    before the identity is added (the block does that for a ``ConvFFN``).
+    (the ``dropout_layer`` of either) before the identity is added.
     """
     if dw_conv:
-        return ConvFFN(embed_dims, int(embed_dims * mlp_ratio), drop_rate)
+        return ConvFFN(embed_dims, int(embed_dims * mlp_ratio), drop_rate, drop_path_rate)
     return FFN(
         embed_dims=embed_dims,
         feedforward_channels=int(embed_dims * mlp_ratio),
@@ -45,9 +45,8 @@ def _residual_mlp(block: BaseModule, norm: torch.nn.Module, x: torch.Tensor, hw:
     torch 2.1 cannot trace it and splits the graph there).
     """
     ffn = block.ffn
-    if isinstance(ffn, ConvFFN):
-        return x + block.drop_path(ffn(norm(x), hw))
-    return x + ffn.dropout_layer(ffn.gamma2(ffn.layers(norm(x))))
+    branch = ffn(norm(x), hw) if isinstance(ffn, ConvFFN) else ffn.gamma2(ffn.layers(norm(x)))
+    return x + ffn.dropout_layer(branch)
 
 
 def _mlp_branch(block: BaseModule, norm: torch.nn.Module, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
@@ -87,7 +86,6 @@ class MLPBlock(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.norm = build_norm_layer(norm_cfg, embed_dims)[1]
         self.ffn = _ffn(embed_dims, mlp_ratio, drop_rate, drop_path_rate, dw_conv)
-        self.drop_path = build_dropout(dict(type='DropPath', drop_prob=drop_path_rate)) if dw_conv else None
         self.fast_path = fast_path
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
@@ -114,7 +112,9 @@ class MSABlock(BaseModule):
             no bias.
         norm_cfg (dict): Normalisation before each branch. Defaults to ``dict(type='LN')``.
         hilo (dict, optional): ``window_size`` and ``alpha`` of :class:`HiLoAttention`, which then replaces
-            global attention (``rel_pos_shape`` must be None). Defaults to None.
+            global attention (``rel_pos_shape`` must be None; like the official HiLo it has no attention
+            or projection dropout, so ``attn_drop_rate`` and ``drop_rate`` apply to the MLP only).
+            Defaults to None.
         dw_conv (bool): LITv2's MLP, with a depthwise 3x3 conv (:class:`ConvFFN`). Defaults to False.
         fast_path (bool): Run inference of the MLP over chunks of tokens (:mod:`mmlit.models.fast_path.mlp`)
             and the attention on its fast path (see :class:`GlobalMultiheadAttention`); same results.

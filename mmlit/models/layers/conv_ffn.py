@@ -3,6 +3,7 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
+from mmcv.cnn.bricks.drop import build_dropout
 from mmengine.model import BaseModule
 
 
@@ -10,15 +11,19 @@ class ConvFFN(BaseModule):
     """``fc2(drop(GELU(DWConv3x3(fc1(x)))))``, then dropout; the depthwise convolution mixes each token
     with its 3x3 neighbours on the grid and stands in for position embeddings (LITv2).
 
+    As in mmcv's ``FFN``, ``dropout_layer`` (DropPath) is for the residual branch: the block applies it
+    before adding the identity.
+
     Args:
         embed_dims (int): Token channels.
         feedforward_channels (int): Hidden channels.
         drop_rate (float): Dropout after the activation and after ``fc2``. Defaults to 0.
+        drop_path_rate (float): Stochastic depth rate of the branch (``dropout_layer``). Defaults to 0.
         init_cfg (dict, optional): Initialisation config.
     """
 
     def __init__(self, embed_dims: int, feedforward_channels: int, drop_rate: float = 0.,
-                 init_cfg: Optional[dict] = None):
+                 drop_path_rate: float = 0., init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         self.fc1 = nn.Linear(embed_dims, feedforward_channels)
         self.dwconv = nn.Conv2d(feedforward_channels, feedforward_channels, 3, padding=1,
@@ -26,6 +31,7 @@ class ConvFFN(BaseModule):
         self.act = nn.GELU()
         self.fc2 = nn.Linear(feedforward_channels, embed_dims)
         self.drop = nn.Dropout(drop_rate)
+        self.dropout_layer = build_dropout(dict(type='DropPath', drop_prob=drop_path_rate))
 
     def init_weights(self) -> None:
         """Initialise as MMEngine does, then the depthwise conv as the official code: normal with std
@@ -35,8 +41,11 @@ class ConvFFN(BaseModule):
         nn.init.zeros_(self.dwconv.bias)
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-        """The MLP of the tokens ``x`` (B, H*W, C) of grid ``hw``; returns (B, H*W, C)."""
+        """The MLP of the tokens ``x`` (B, H*W, C) of grid ``hw``; returns (B, H*W, C).
+
+        The tokens are the channels-last memory of the (B, C, H, W) map, so the depthwise conv reads them
+        and its output goes back to tokens without a copy either way."""
         B, N, _ = x.shape
         x = self.fc1(x)
-        x = self.dwconv(x.transpose(1, 2).reshape(B, -1, *hw)).flatten(2).transpose(1, 2)
+        x = self.dwconv(x.view(B, *hw, -1).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).reshape(B, N, -1)
         return self.drop(self.fc2(self.drop(self.act(x))))

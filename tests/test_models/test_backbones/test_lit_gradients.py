@@ -9,15 +9,18 @@ import copy
 import pytest
 import torch
 
-from mmlit.models import LIT
+from mmlit.models import LIT, LITv2
 
-ARCHS = ['ti', 's', 'm', 'b']
+ARCHS = ['ti', 's', 'm', 'b', 'litv2-s', 'litv2-b']
 
 
 def _randomised(arch: str) -> LIT:
-    """LIT with non-trivial DTM offsets and relative position tables, no stochastic depth."""
+    """LIT (LITv2) with non-trivial DTM offsets and relative position tables, no stochastic depth."""
     torch.manual_seed(0)
-    model = LIT(arch=arch, drop_path_rate=0.)
+    if arch.startswith('litv2-'):
+        model = LITv2(arch=arch[len('litv2-'):], drop_path_rate=0.)
+    else:
+        model = LIT(arch=arch, drop_path_rate=0.)
     model.init_weights()
     with torch.no_grad():
         for name, p in model.named_parameters():

@@ -116,5 +116,5 @@ def test_bad_arguments_say_what_to_do():
         LITv2(arch='s', local_ws=(0, 0, 0, 1))
     with pytest.raises(ValueError, match='no class token'):
         LITv2(arch='s', out_type='cls_token', out_indices=(3, ))
-    with pytest.raises(ValueError, match='Unknown LIT arch'):
+    with pytest.raises(ValueError, match="Unknown LITv2 arch 'ti'"):
         LITv2(arch='ti')
