@@ -49,6 +49,46 @@ def build_target(target: str, cfg_options: Optional[dict] = None, **backbone_kwa
     return model
 
 
+# The backbones a user would pick instead of LIT, by short name (mmdet's, as the detectors use them).
+PEER_BACKBONES = {
+    'r18': dict(type='mmdet.ResNet', depth=18, out_indices=(0, 1, 2, 3)),
+    'r50': dict(type='mmdet.ResNet', depth=50, out_indices=(0, 1, 2, 3)),
+    'swin-t': dict(type='mmdet.SwinTransformer', embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24],
+                   window_size=7, out_indices=(0, 1, 2, 3)),
+    'pvt-s': dict(type='mmdet.PyramidVisionTransformer', embed_dims=64, num_layers=[3, 4, 6, 3],
+                  num_heads=[1, 2, 5, 8], out_indices=(0, 1, 2, 3)),
+    'pvtv2-b2': dict(type='mmdet.PyramidVisionTransformerV2', embed_dims=64, num_layers=[3, 4, 6, 3],
+                     out_indices=(0, 1, 2, 3)),
+}
+
+
+def build_peer(peer: str) -> nn.Module:
+    """A backbone to compare LIT with, weights random: a name of :data:`PEER_BACKBONES` (``r50``, ``swin-t``,
+    ``pvt-s``, ...) or a config of mmdet, mmseg or mmpretrain (a path, or ``mmdet::swin/...py``), whose
+    ``model.backbone`` is built in the config's scope."""
+    from mmengine.registry import MODELS
+    if peer in PEER_BACKBONES:
+        cfg, scope = dict(PEER_BACKBONES[peer]), None
+    elif is_config(peer) or '::' in peer:
+        if '::' in peer:
+            from mmengine.hub import get_config
+            config = get_config(peer)
+        else:
+            config = Config.fromfile(peer)
+        if 'backbone' not in config.get('model', {}):
+            raise ValueError(f'{peer} has no model.backbone to compare with')
+        cfg, scope = config.model.backbone, config.get('default_scope')
+        cfg.pop('init_cfg', None)
+    else:
+        raise ValueError(f'Unknown peer {peer!r}: give one of {sorted(PEER_BACKBONES)} or a config file')
+    if scope is not None:
+        init_default_scope(scope)
+    with DefaultScope.overwrite_default_scope(scope):
+        model = MODELS.build(cfg)
+    model.init_weights()
+    return model
+
+
 def drop_pretrained(model_cfg) -> None:
     """Drop the backbone's ``Pretrained`` ``init_cfg`` (ImageNet weights): for models whose weights come
     from elsewhere (a checkpoint) or do not matter (analysis), so no file that may not exist is read."""

@@ -89,6 +89,69 @@ def test_benchmark_tool(tmp_path):
         assert f"ratio {r['speedup']:.2f}x faster" in out
 
 
+# A stand-in for a checkout of github.com/ziplab/LITv2, written by the test (no official code is committed):
+# its "official" backbone is mmlit's LITv2 behind the official parameter names, built from the official
+# constructor arguments, with the checkout's DCN import (which the benchmark must replace).
+FAKE_OFFICIAL_LITV2 = '''
+import torch
+from mm_modules.DCN.modules.deform_conv2d import DeformConv2dPack
+from mmdet.registry import MODELS
+
+from mmlit.models import LITv2 as _LITv2
+from mmlit.models.utils import lit_to_mmlit, mmlit_to_lit
+
+
+@MODELS.register_module()
+class LITv2(_LITv2):
+    def __init__(self, embed_dim, depths, num_heads, mlp_ratio, alpha, local_ws, has_msa, patch_norm,
+                 drop_path_rate):
+        assert DeformConv2dPack.__module__ == 'mmlit.utils.official'
+        arch = dict(embed_dims=[embed_dim * 2**i for i in range(4)], depths=depths, num_heads=num_heads,
+                    mlp_ratios=[mlp_ratio] * 4, msa_stages=tuple(i for i in range(4) if has_msa[i]))
+        super().__init__(arch=arch, alpha=alpha, local_ws=local_ws, out_indices=(0, 1, 2, 3))
+
+    def state_dict(self, *args, **kwargs):
+        return mmlit_to_lit(super().state_dict(*args, **kwargs), layout='litv2')
+
+    def load_state_dict(self, state_dict, strict=True):
+        sd = {k[len('backbone.'):]: v for k, v in lit_to_mmlit(dict(state_dict)).items()}
+        return super().load_state_dict(sd, strict=strict)
+
+    def named_parameters(self, *args, **kwargs):
+        names = mmlit_to_lit(dict(super().named_parameters()), layout='litv2')
+        return iter(names.items())
+'''
+
+
+@pytest.mark.slow
+def test_benchmark_against_official_code_and_peers(tmp_path):
+    """--official: the official backbone of the arch runs in its own process with mmlit's weights, the
+    outputs are compared, and the printed ratios are the measured ones; --peers times other backbones."""
+    checkout = tmp_path / 'LITv2'
+    path = checkout / 'detection/mmdet/models/backbones/litv2.py'
+    path.parent.mkdir(parents=True)
+    path.write_text(FAKE_OFFICIAL_LITV2)
+    out_json = str(tmp_path / 'bench.json')
+    out = run_tool('tools/analysis_tools/benchmark.py', 'litv2-s', 'ti', '--batch', '1', '--shape', '64',
+                   '--warmup', '1', '--repeat', '2', '--official', str(checkout), '--peers', 'r18',
+                   '--json', out_json)
+    assert "no checkout in --official has the official code of 'ti'" in out
+    with open(out_json) as f:
+        results = {r['target']: r for r in json.load(f)['results']}
+    assert list(results) == ['litv2-s', 'official:litv2-s', 'ti', 'peer:r18']
+    ours, official = results['litv2-s'], results['official:litv2-s']
+    assert ours['speedup_vs_official'] == pytest.approx(official['median'] / ours['median'])
+    assert ours['memory_vs_official'] == pytest.approx(ours['rss_peak'] / official['rss_peak'])
+    assert f"{ours['speedup_vs_official']:.2f}x faster" in out
+    # the same function: the same weights went through the official layout and back
+    assert ours['max_abs_diff_vs_official'] < 1e-5
+    assert f'official:litv2-s ({checkout})' in out
+    for target in ('litv2-s', 'ti'):
+        ratio = results['peer:r18']['median'] / results[target]['median']
+        assert results[target]['speedup_vs_peers'] == pytest.approx(dict(r18=ratio))
+        assert f'{target} vs peers (their time / this one\'s): r18 {ratio:.2f}x' in out
+
+
 @pytest.mark.slow
 def test_benchmark_inference_bf16(tmp_path):
     """--dtype bf16 really runs the model under bf16 autocast (its outputs are bf16), fp32 does not."""

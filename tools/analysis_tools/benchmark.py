@@ -5,26 +5,37 @@
     python tools/analysis_tools/benchmark.py ti --dtype bf16 --compile
     python tools/analysis_tools/benchmark.py configs/retinanet_lit_ti_fpn_1x_coco.py --shape 800 1216
     python tools/analysis_tools/benchmark.py --ops      # DTM vs mmcv deform conv, SDPA vs plain attention
+    python tools/analysis_tools/benchmark.py s litv2-s --shape 800 1216 --batch 1 \
+        --official ~/src/LIT ~/src/LITv2 --peers swin-t pvt-s r50
 
-Every measurement runs in a fresh process (so its peak memory is its own): the model is built with random
-weights, run ``--warmup`` times, then timed ``--repeat`` times; the tool prints the median latency and
-its spread, throughput, peak memory (CPU: the process's RSS high-water mark, imports included, and the
-part added by the runs; CUDA: max allocated), the minor page faults per timed run, and the achieved
-FLOP/s as a fraction of this machine's fp32 matmul peak, which it measures in the same run. ``--train``
-times a training step (forward, backward) in train mode; otherwise inference in eval mode without
-gradients.
+``--official`` takes checkouts of the authors' code (github.com/zhuang-group/LIT, github.com/ziplab/LITv2;
+timm must be installed): for every arch target it also times the official detection backbone of that arch
+(see :mod:`mmlit.utils.official`), with mmlit's weights, checks that both give the same outputs, and prints
+the ratios. ``--peers`` times other backbones the same way: ``r50``, ``swin-t``, ``pvt-s``, ... (mmdet's)
+or any mmdet/mmseg/mmpretrain config (its ``model.backbone``; ``mmdet::swin/...py`` works).
+
+Every measurement (mmlit, official or peer) runs in a fresh process (so its peak memory is its own): the
+model is built with random weights, run ``--warmup`` times, then timed ``--repeat`` times; the tool prints
+the median latency and its spread, throughput, peak memory (CPU: the process's RSS high-water mark over
+the runs, imports and weights included, and the part added by the runs; CUDA: max allocated), the minor
+page faults per timed run, and the achieved FLOP/s as a fraction of this machine's fp32 matmul peak, which
+it measures in the same run. ``--train`` times a training step (forward, backward) in train mode;
+otherwise inference in eval mode without gradients.
 
 Page faults are memory that the C allocator gave back to the OS after one run and asked for again in
 the next; on CPU each costs about 2 us, and their number varies from process to process with the heap
 layout. The README (Speed) shows how to keep that memory with glibc's tunables.
 """
 import argparse
+import gc
 import json
 import os
+import os.path as osp
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import nullcontext
 
@@ -53,14 +64,24 @@ def parse_args(argv=None):
     parser.add_argument('--ops-attn', type=int, nargs=5, default=[1, 12, 50, 76, 32],
                         metavar=('B', 'HEADS', 'H', 'W', 'HEAD_DIM'),
                         help='attention input for --ops (default: LIT-S stage 3 at 800x1216)')
+    parser.add_argument('--official', nargs='+', default=[], metavar='DIR',
+                        help='checkouts of github.com/zhuang-group/LIT and/or github.com/ziplab/LITv2: time the '
+                        "official backbone of each arch target beside mmlit's, with the same weights")
+    parser.add_argument('--peers', nargs='+', default=[], metavar='PEER',
+                        help='also time these backbones: r18, r50, swin-t, pvt-s, pvtv2-b2, or configs of mmdet, '
+                        'mmseg or mmpretrain (their model.backbone)')
+    parser.add_argument('--ops-hilo', type=int, nargs=3, default=[8, 14, 14], metavar=('B', 'H', 'W'),
+                        help="HiLo input for --ops with an official LITv2 checkout, LITv2-S stage 3's attention "
+                        '(default: 8 14 14, a batch of 8 at 224)')
     parser.add_argument('--json', help='also write the results to this file')
     parser.add_argument('--child', help=argparse.SUPPRESS)
+    parser.add_argument('--save-outputs', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.shape = args.shape * 2 if len(args.shape) == 1 else args.shape
     if len(args.shape) != 2:
         parser.error(f'--shape takes one or two sizes, got {args.shape}')
-    if not args.targets and not args.ops and not args.child:
-        parser.error('name at least one target (arch or config), or --ops')
+    if not args.targets and not args.peers and not args.ops and not args.child:
+        parser.error('name at least one target (arch or config), --peers, or --ops')
     return args
 
 
@@ -103,6 +124,17 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # not Linux: the best there is
 
 
+def reset_peak_rss() -> bool:
+    """Start the RSS high-water mark afresh from the current RSS (Linux: ``/proc/self/clear_refs``), so that
+    memory used only while building the model does not count; whether it could."""
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        return True
+    except OSError:
+        return False
+
+
 def summarise(times):
     times = sorted(times)
     # inclusive: quartiles stay within the measured times (the default extrapolates for few runs)
@@ -114,15 +146,38 @@ def summarise(times):
 # one model, in its own process
 
 
+def build_model(spec: str, checkouts) -> torch.nn.Module:
+    """The model of a measurement: an mmlit target (arch or config), ``official:<arch>`` (the authors' code
+    with the weights of the mmlit arch built from the same seed) or ``peer:<name or config>``."""
+    from mmlit.utils.analysis import build_peer, build_target
+    kind, _, name = spec.partition(':')
+    torch.manual_seed(0)  # an arch's mmlit and official models get the same weights
+    if kind == 'peer':
+        return build_peer(name)
+    if kind == 'official':
+        from mmlit.utils.official import build_official, find_checkout
+        return build_official(find_checkout(name, checkouts), name, weights_from=build_target(name))
+    return build_target(spec)
+
+
+def is_config(target: str) -> bool:
+    """Whether ``target`` is a config (see :func:`mmlit.utils.analysis.is_config`)."""
+    from mmlit.utils.analysis import is_config as _is_config
+    return _is_config(target)
+
+
 def measure_model(args) -> dict:
-    from mmlit.utils.analysis import build_target, dummy_batch, run_step
+    from mmlit.utils.analysis import dummy_batch, run_step
     target = args.child
-    model = build_target(target).to(args.device)
+    model = build_model(target, args.official).to(args.device)
     model.train(args.train)
     inputs, samples = dummy_batch(model, args.batch, args.shape, with_gt=args.train, device=args.device)
     runner = model
     if args.compile:
         runner = torch.compile(model)
+    gc.collect()
+    # what building took (an official model is built with the weights of an mmlit one) does not count
+    reset = reset_peak_rss()
     rss_before = peak_rss_bytes()
     if args.device.startswith('cuda'):
         torch.cuda.reset_peak_memory_stats()
@@ -141,8 +196,11 @@ def measure_model(args) -> dict:
     faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     times = time_fn(step, 0, args.repeat, args.device)
     faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before) / args.repeat
-    first = _first_tensor(step())
-    result = dict(target=target, times=times, rss_before=rss_before, rss_peak=peak_rss_bytes(),
+    out = step()
+    first = _first_tensor(out)
+    if args.save_outputs:
+        torch.save([t.detach().float().cpu() for t in _tensors(out)], args.save_outputs)
+    result = dict(target=target, times=times, rss_before=rss_before, rss_peak=peak_rss_bytes(), rss_reset=reset,
                   page_faults=faults, out_dtype=None if first is None else str(first.dtype))
     if args.device.startswith('cuda'):
         result['cuda_peak'] = torch.cuda.max_memory_allocated()
@@ -161,7 +219,15 @@ def _first_tensor(out):
     return None
 
 
-def run_child(args, target: str) -> dict:
+def _tensors(out) -> list:
+    """All tensors of a model's output, in order."""
+    if torch.is_tensor(out):
+        return [out]
+    items = out.values() if isinstance(out, dict) else out if isinstance(out, (tuple, list)) else []
+    return [t for item in items for t in _tensors(item)]
+
+
+def run_child(args, target: str, save_outputs: str = None) -> dict:
     argv = [sys.executable, os.path.abspath(__file__), '--child', target, '--batch', str(args.batch),
             '--shape', *map(str, args.shape), '--dtype', args.dtype, '--warmup', str(args.warmup),
             '--repeat', str(args.repeat), '--device', args.device]
@@ -171,6 +237,10 @@ def run_child(args, target: str) -> dict:
         argv.append('--compile')
     if args.threads:
         argv += ['--threads', str(args.threads)]
+    if args.official:
+        argv += ['--official', *args.official]
+    if save_outputs:
+        argv += ['--save-outputs', save_outputs]
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith('{')]
     if proc.returncode or not lines:
@@ -178,15 +248,75 @@ def run_child(args, target: str) -> dict:
     return json.loads(lines[-1])
 
 
-def model_flops(target: str, shape) -> float:
-    """Multiply-adds of one image's inference pass (see get_flops.py)."""
+def model_flops(spec: str, shape) -> float:
+    """Multiply-adds of one image's inference pass (see get_flops.py); an official model's are its mmlit
+    arch's (the same function)."""
     import logging
 
     from mmengine.logging import MMLogger
 
-    from mmlit.utils.flops import analyse_target
+    from mmlit.utils.analysis import build_peer
+    from mmlit.utils.flops import analyse_target, flop_analyzer
     MMLogger.get_current_instance().setLevel(logging.WARNING)
-    return float(analyse_target(target, shape)[0].total())
+    kind, _, name = spec.partition(':')
+    if kind == 'peer':
+        model = build_peer(name)
+        model.eval()
+        with torch.no_grad():
+            return float(flop_analyzer(model, torch.randn(1, 3, *shape)).total())
+    return float(analyse_target(name if kind == 'official' else spec, shape)[0].total())
+
+
+def measure_and_report(args, spec: str, peak: float, save_outputs: str = None, label: str = None) -> dict:
+    """Measure ``spec`` in a fresh process, print its figures and return them."""
+    res = run_child(args, spec, save_outputs)
+    stats = summarise(res['times'])
+    macs = model_flops(spec, args.shape) * args.batch
+    flops = 2 * macs * (3 if args.train else 1)  # backward ~ 2x forward
+    achieved = flops / stats['median']
+    mode = 'train step' if args.train else 'inference'
+    mem = (f"peak RSS {res['rss_peak'] / 2**30:.2f} GiB (+{(res['rss_peak'] - res['rss_before']) / 2**30:.2f}"
+           f" GiB during the runs), {res['page_faults']:.0f} page faults per run")
+    if 'cuda_peak' in res:
+        mem = f"CUDA max allocated {res['cuda_peak'] / 2**30:.2f} GiB"
+    print(f"{spec}{f' ({label})' if label else ''} | {mode} | batch {args.batch} x 3 x {args.shape[0]} x "
+          f"{args.shape[1]} | {args.dtype}{' | compiled' if args.compile else ''}\n"
+          f"  latency: median {stats['median'] * 1e3:.1f} ms (IQR {stats['q1'] * 1e3:.1f}-"
+          f"{stats['q3'] * 1e3:.1f}, min {stats['min'] * 1e3:.1f}, max {stats['max'] * 1e3:.1f}; "
+          f'{args.repeat} runs after {args.warmup} warm-up)\n'
+          f"  throughput: {args.batch / stats['median']:.1f} img/s\n"
+          f'  memory: {mem}\n'
+          f'  compute: {macs / args.batch / 1e9:.2f} GMACs/img, achieved {achieved / 1e9:.1f} GFLOP/s = '
+          f'{100 * achieved / peak:.0f}% of the fp32 matmul peak', flush=True)
+    return dict(target=spec, mode=mode, batch=args.batch, shape=args.shape, dtype=args.dtype, compile=args.compile,
+                **stats, throughput=args.batch / stats['median'], rss_peak=res['rss_peak'],
+                rss_before=res['rss_before'], page_faults=res['page_faults'], cuda_peak=res.get('cuda_peak'),
+                out_dtype=res['out_dtype'], gflops_per_s=achieved / 1e9, peak_fraction=achieved / peak)
+
+
+def compare(ours: dict, official: dict, ours_out: str = None, official_out: str = None) -> None:
+    """Print mmlit's speed and memory against the official code's (measured in this run) and, for
+    inference, how far apart their outputs are; record them in ``ours``."""
+    speedup = official['median'] / ours['median']
+    key = 'cuda_peak' if ours.get('cuda_peak') is not None else 'rss_peak'
+    memory = ours[key] / official[key]
+    line = (f"{ours['target']} vs the official code: {speedup:.2f}x faster (median {official['median'] * 1e3:.1f} -> "
+            f"{ours['median'] * 1e3:.1f} ms); peak memory {memory:.2f}x the official")
+    if key == 'rss_peak' and official['rss_peak'] - official['rss_before'] > 2**26:  # (a ratio of noise if not)
+        grown = (ours['rss_peak'] - ours['rss_before']) / (official['rss_peak'] - official['rss_before'])
+        line += f' ({grown:.2f}x added during the runs)'
+        ours['run_memory_vs_official'] = grown
+    ours.update(speedup_vs_official=speedup, memory_vs_official=memory)
+    if ours_out and official_out:
+        a, b = torch.load(ours_out), torch.load(official_out)
+        if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b)):
+            raise SystemExit(f"{ours['target']}: mmlit's and the official outputs differ in shape: "
+                             f'{[tuple(x.shape) for x in a]} vs {[tuple(y.shape) for y in b]}')
+        diff = max(float((x - y).abs().max()) for x, y in zip(a, b))
+        scale = max(float(y.abs().max()) for y in b)
+        line += f'; outputs: max |mmlit - official| = {diff:.2g} (largest |output| {scale:.3g})'
+        ours['max_abs_diff_vs_official'] = diff
+    print(line, flush=True)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -241,7 +371,44 @@ def measure_ops(args) -> list:
     t_plain = time_fn(plain, 1, args.repeat, args.device)
     rows.append((f'attention + rel. bias (qkv, attention, proj), {B}x{h * w} tokens, {heads} heads, d={d}',
                  'mmlit (table window + flash SDPA)', 'gather bias + softmax(QK^T+B)V', t_fast, t_plain))
+    if args.official:
+        from mmlit.utils.official import find_checkout
+        checkout = find_checkout('litv2-s', args.official)
+        if checkout:
+            rows.append(measure_hilo(args, checkout, gen))
     return rows
+
+
+def measure_hilo(args, checkout: str, gen: torch.Generator) -> tuple:
+    """mmlit's HiLo attention against the official ``HiLo`` module of ``checkout`` (ziplab/LITv2), with the
+    same weights (checked to give the same output), LITv2-S's stage-3 setting: 384 channels, 12 heads,
+    alpha 0.9, window 2."""
+    from mmlit.models.layers import HiLoAttention
+    from mmlit.utils.official import OFFICIAL_BACKBONES, load_official_file
+    B, h, w = args.ops_hilo
+    dims, heads, ws, alpha = 384, 12, 2, 0.9
+    ours = HiLoAttention(dims, heads, window_size=ws, alpha=alpha).to(args.device).eval()
+    ours.init_weights()
+    official_hilo = load_official_file(osp.join(checkout, OFFICIAL_BACKBONES['litv2'][0])).HiLo
+    theirs = official_hilo(dims, num_heads=heads, qkv_bias=True, window_size=ws, alpha=alpha).to(args.device)
+    theirs.load_state_dict({k.replace('lo_', 'l_').replace('hi_', 'h_'): v for k, v in ours.state_dict().items()})
+    theirs.eval()
+    x = torch.randn(B, h * w, dims, generator=gen).to(args.device)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x, (h, w)), theirs(x, h, w), rtol=1e-4, atol=1e-4)
+
+    def mmlit():
+        with torch.no_grad():
+            return ours(x, (h, w))
+
+    def official():
+        with torch.no_grad():
+            return theirs(x, h, w)
+
+    t_ours = time_fn(mmlit, 2, args.repeat, args.device)
+    t_theirs = time_fn(official, 2, args.repeat, args.device)
+    return (f'HiLo attention (Hi-Fi + Lo-Fi), {B}x{h * w} tokens, {dims} channels, {heads} heads, window {ws}',
+            'mmlit (SDPA, both branches)', 'official HiLo', t_ours, t_theirs)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -260,31 +427,30 @@ def main(argv=None):
     print(f'device: {args.device}  threads: {threads}  torch {torch.__version__}')
     print(f'fp32 matmul peak (2048^3, best of 10): {peak / 1e9:.1f} GFLOP/s')
     results = []
-    mode = 'train step' if args.train else 'inference'
     for target in args.targets:
-        res = run_child(args, target)
-        stats = summarise(res['times'])
-        macs = model_flops(target, args.shape) * args.batch
-        flops = 2 * macs * (3 if args.train else 1)  # backward ~ 2x forward
-        achieved = flops / stats['median']
-        mem = (f"peak RSS {res['rss_peak'] / 2**30:.2f} GiB (+{(res['rss_peak'] - res['rss_before']) / 2**30:.2f}"
-               f" GiB during the runs), {res['page_faults']:.0f} page faults per run")
-        if 'cuda_peak' in res:
-            mem = f"CUDA max allocated {res['cuda_peak'] / 2**30:.2f} GiB"
-        print(f"{target} | {mode} | batch {args.batch} x 3 x {args.shape[0]} x {args.shape[1]} | {args.dtype}"
-              f"{' | compiled' if args.compile else ''}\n"
-              f"  latency: median {stats['median'] * 1e3:.1f} ms (IQR {stats['q1'] * 1e3:.1f}-"
-              f"{stats['q3'] * 1e3:.1f}, min {stats['min'] * 1e3:.1f}, max {stats['max'] * 1e3:.1f}; "
-              f'{args.repeat} runs after {args.warmup} warm-up)\n'
-              f"  throughput: {args.batch / stats['median']:.1f} img/s\n"
-              f'  memory: {mem}\n'
-              f'  compute: {macs / args.batch / 1e9:.2f} GMACs/img, achieved {achieved / 1e9:.1f} GFLOP/s = '
-              f'{100 * achieved / peak:.0f}% of the fp32 matmul peak')
-        results.append(dict(target=target, mode=mode, batch=args.batch, shape=args.shape, dtype=args.dtype,
-                            compile=args.compile, **stats, throughput=args.batch / stats['median'],
-                            rss_peak=res['rss_peak'], rss_before=res['rss_before'], page_faults=res['page_faults'],
-                            cuda_peak=res.get('cuda_peak'), out_dtype=res['out_dtype'], gflops_per_s=achieved / 1e9,
-                            peak_fraction=achieved / peak))
+        official = None
+        if args.official and not is_config(target):
+            from mmlit.utils.official import find_checkout
+            official = find_checkout(target, args.official)
+            if official is None:
+                print(f'(no checkout in --official has the official code of {target!r})')
+        with tempfile.TemporaryDirectory() as tmp:
+            save = (lambda name: osp.join(tmp, name)) if official and not args.train else (lambda name: None)
+            res = measure_and_report(args, target, peak, save('mmlit.pt'))
+            results.append(res)
+            if official:
+                ref = measure_and_report(args, f'official:{target}', peak, save('official.pt'), label=official)
+                results.append(ref)
+                compare(res, ref, save('mmlit.pt'), save('official.pt'))
+    for peer in args.peers:
+        results.append(measure_and_report(args, f'peer:{peer}', peak))
+    peers = [r for r in results if r['target'].startswith('peer:')]
+    for r in results:
+        if peers and not r['target'].startswith(('peer:', 'official:')):
+            r['speedup_vs_peers'] = {osp.basename(p['target'][len('peer:'):]): p['median'] / r['median']
+                                     for p in peers}
+            print(f"{r['target']} vs peers (their time / this one's): " +
+                  ', '.join(f'{name} {ratio:.2f}x' for name, ratio in r['speedup_vs_peers'].items()))
     if args.ops:
         for name, ours, theirs, t_ours, t_theirs in measure_ops(args):
             a, b = statistics.median(t_ours), statistics.median(t_theirs)
