@@ -101,16 +101,19 @@ class _NoRegistry:
 
 
 def _no_checkpoint(*args, **kwargs):
+    """Stand-in for the old checkpoint loaders, which building without ``pretrained`` never calls."""
     raise RuntimeError('build_official builds official backbones without `pretrained`; give weights with '
                        '`weights_from=` (an mmlit backbone) instead')
 
 
 def _root_logger(*args, **kwargs):
+    """Stand-in for mmdet 2.x's ``get_root_logger``: MMEngine's current logger."""
     from mmengine.logging import MMLogger
     return MMLogger.get_current_instance()
 
 
 def _standins(dcn: type) -> Dict[str, types.ModuleType]:
+    """The stand-in modules by the name the official file imports them as (``dcn``: the DCN class)."""
     registry = _NoRegistry()
     contents = {
         'mm_modules.DCN.modules.deform_conv2d': dict(DeformConv2dPack=dcn),
@@ -177,6 +180,8 @@ def find_checkout(target: str, checkouts: Sequence[str]) -> Optional[str]:
 
 
 def _official_kwargs(family: str, arch: dict) -> dict:
+    """Constructor arguments of the official backbone of ``family`` for the mmlit ``arch`` dict (the
+    official detection configs' settings; drop path off, as in eval)."""
     if family == 'ti':
         return {}  # LIT_Ti fixes its settings
     kwargs = dict(embed_dim=arch['embed_dims'][0], depths=list(arch['depths']), num_heads=list(arch['num_heads']),
