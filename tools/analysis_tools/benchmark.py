@@ -104,6 +104,18 @@ def time_fn(fn, warmup: int, repeat: int, device: str):
     return times
 
 
+def time_interleaved(fns, warmup: int, repeat: int, device: str):
+    """Seconds per call of each of ``fns``, timed in turns (one call of each per round) so that a drift of
+    the machine's speed during the measurement falls on all of them alike."""
+    for fn in fns:
+        time_fn(fn, warmup, 0, device)
+    times = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, acc in zip(fns, times):
+            acc += time_fn(fn, 0, 1, device)
+    return times
+
+
 def matmul_peak(device: str, n: int = 2048, repeat: int = 10) -> float:
     """This machine's fp32 matmul FLOP/s (best of ``repeat``)."""
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
@@ -388,7 +400,6 @@ def measure_hilo(args, checkout: str, gen: torch.Generator) -> tuple:
     B, h, w = args.ops_hilo
     dims, heads, ws, alpha = 384, 12, 2, 0.9
     ours = HiLoAttention(dims, heads, window_size=ws, alpha=alpha).to(args.device).eval()
-    ours.init_weights()
     official_hilo = load_official_file(osp.join(checkout, OFFICIAL_BACKBONES['litv2'][0])).HiLo
     theirs = official_hilo(dims, num_heads=heads, qkv_bias=True, window_size=ws, alpha=alpha).to(args.device)
     theirs.load_state_dict({k.replace('lo_', 'l_').replace('hi_', 'h_'): v for k, v in ours.state_dict().items()})
@@ -405,10 +416,10 @@ def measure_hilo(args, checkout: str, gen: torch.Generator) -> tuple:
         with torch.no_grad():
             return theirs(x, h, w)
 
-    t_ours = time_fn(mmlit, 2, args.repeat, args.device)
-    t_theirs = time_fn(official, 2, args.repeat, args.device)
+    # a few ms each: many runs, in turns
+    t_ours, t_theirs = time_interleaved([mmlit, official], 5, max(args.repeat, 100), args.device)
     return (f'HiLo attention (Hi-Fi + Lo-Fi), {B}x{h * w} tokens, {dims} channels, {heads} heads, window {ws}',
-            'mmlit (SDPA, both branches)', 'official HiLo', t_ours, t_theirs)
+            'mmlit HiLoAttention', 'official HiLo', t_ours, t_theirs)
 
 
 # ----------------------------------------------------------------------------------------------------

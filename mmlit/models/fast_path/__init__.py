@@ -10,6 +10,8 @@ when it is on:
   block of query rows at detection sizes;
 - :mod:`.mlp`: the MLP of inference over chunks of tokens;
 - :mod:`.position_embedding`: the resized position embedding, cached in eval mode;
+- :mod:`.short_keys`: HiLo's attention over few keys (its windows, its pooled keys at classification
+  sizes) as two matmuls on CPU;
 - :mod:`.param_cache`: the cache these use, valid while the parameters are unchanged.
 
 Every fast path gives the plain path's results (tests compare them, module by module and for every arch).
@@ -22,9 +24,10 @@ from .mlp import per_token_chunks
 from .param_cache import ParamCache, cached, module_cache
 from .position_embedding import cached_pos_embed
 from .rel_pos_bias import rel_pos_bias_from_table
+from .short_keys import short_key_attention
 
 __all__ = ['fast_attention', 'per_token_chunks', 'ParamCache', 'cached', 'module_cache', 'cached_pos_embed',
-           'rel_pos_bias_from_table', 'set_fast_path']
+           'rel_pos_bias_from_table', 'short_key_attention', 'set_fast_path']
 
 
 def set_fast_path(model: nn.Module, enabled: bool) -> nn.Module:

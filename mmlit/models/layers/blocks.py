@@ -141,7 +141,7 @@ class MSABlock(BaseModule):
         if hilo is not None:
             if rel_pos_shape is not None:
                 raise ValueError('HiLo attention takes no relative position bias: give hilo or rel_pos_shape')
-            self.attn = HiLoAttention(embed_dims, num_heads, qkv_bias=qkv_bias, **hilo)
+            self.attn = HiLoAttention(embed_dims, num_heads, qkv_bias=qkv_bias, fast_path=fast_path, **hilo)
         else:
             self.attn = GlobalMultiheadAttention(
                 embed_dims, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop_rate, proj_drop=drop_rate,

@@ -2,14 +2,17 @@
 import pytest
 import torch
 
-from mmlit.models import LIT
+from mmlit.models import LIT, LITv2
 from mmlit.models.fast_path import ParamCache, set_fast_path
 
 
 def randomised_lit(arch, seed=0, **kwargs):
     """A LIT whose DTM offsets, BN statistics and tables are all non-trivial."""
     torch.manual_seed(seed)
-    model = LIT(arch=arch, out_indices=(0, 1, 2, 3), **kwargs)
+    if arch.startswith('litv2'):
+        model = LITv2(arch=arch[len('litv2-'):], out_indices=(0, 1, 2, 3), **kwargs)
+    else:
+        model = LIT(arch=arch, out_indices=(0, 1, 2, 3), **kwargs)
     model.init_weights()
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -43,7 +46,7 @@ def test_cached_equals_uncached(arch, monkeypatch):
             torch.testing.assert_close(a, c, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize('arch', ['ti', 's'])
+@pytest.mark.parametrize('arch', ['ti', 's', 'litv2-s'])
 def test_fast_path_equals_plain_formulas(arch):
     """The one switch: every module's fast path on (the default) or off gives the same outputs (eval, at a
     size where the MLP goes in chunks and the attention in blocks of rows) and the same gradients."""

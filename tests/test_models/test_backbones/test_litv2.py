@@ -101,12 +101,13 @@ def test_trains_and_freezes():
 
 def test_fast_path_switch_gives_the_same():
     model = LITv2(arch=SMALL, drop_path_rate=0.).eval()
-    x = torch.randn(1, 3, 224, 160)  # stage 1: 56 x 40 tokens, more than one MLP chunk (not with a dw conv)
+    # stage 1: 56 x 40 tokens, more than one MLP chunk (not with a dw conv); HiLo's few keys take matmuls
+    x = torch.randn(1, 3, 224, 160)
     with torch.no_grad():
         fast = model(x)
         plain = set_fast_path(model, False)(x)
     for a, b in zip(fast, plain):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
 def test_bad_arguments_say_what_to_do():
