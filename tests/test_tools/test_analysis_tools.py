@@ -82,6 +82,11 @@ def test_benchmark_tool(tmp_path):
         assert f"{r['page_faults']:.0f} page faults per run" in out
         assert f"median {r['median'] * 1e3:.1f} ms" in out
         assert r['min'] <= r['q1'] <= r['median'] <= r['q3'] <= r['max']
+        # the GEMM bound: the step's products replayed alone, as a fraction of the step, as printed
+        assert r['gemm_bound_s'] > 0
+        assert r['gemm_bound_fraction'] == pytest.approx(r['gemm_bound_s'] / r['median'])
+        assert f"alone take {r['gemm_bound_s'] * 1e3:.1f} ms" in out
+        assert f"the train step runs at {100 * r['gemm_bound_fraction']:.0f}% of that bound" in out
     assert len(ops) == 2
     for r in ops:  # the ratio is the two measured times', as printed
         assert r['ours_s'] > 0 and r['reference_s'] > 0

@@ -18,8 +18,10 @@ Every measurement (mmlit, official or peer) runs in a fresh process (so its peak
 model is built with random weights, run ``--warmup`` times, then timed ``--repeat`` times; the tool prints
 the median latency and its spread, throughput, peak memory (CPU: the process's RSS high-water mark over
 the runs, imports and weights included, and the part added by the runs; CUDA: max allocated), the minor
-page faults per timed run, and the achieved FLOP/s as a fraction of this machine's fp32 matmul peak, which
-it measures in the same run. ``--train`` times a training step (forward, backward) in train mode;
+page faults per timed run, the achieved FLOP/s as a fraction of this machine's fp32 matmul peak, which
+it measures in the same run, and the GEMM bound: the time of the step's own matrix products (matmuls,
+convolutions, attention kernels; forward and backward) replayed alone, and the fraction of the step's time
+that is (:mod:`mmlit.utils.gemm_replay`). ``--train`` times a training step (forward, backward) in train mode;
 otherwise inference in eval mode without gradients.
 
 Page faults are memory that the C allocator gave back to the OS after one run and asked for again in
@@ -196,10 +198,10 @@ def measure_model(args) -> dict:
     dtype = DTYPES[args.dtype]
     device_type = 'cuda' if args.device.startswith('cuda') else 'cpu'
 
-    def step():
+    def step(module=runner):
         ctx = torch.autocast(device_type, dtype=dtype) if dtype is not None else nullcontext()
         with ctx:
-            out = run_step(runner, inputs, samples, args.train)
+            out = run_step(module, inputs, samples, args.train)
         if args.train:
             model.zero_grad(set_to_none=True)
         return out
@@ -208,14 +210,20 @@ def measure_model(args) -> dict:
     faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     times = time_fn(step, 0, args.repeat, args.device)
     faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before) / args.repeat
+    rss_peak = peak_rss_bytes()
+    cuda_peak = torch.cuda.max_memory_allocated() if args.device.startswith('cuda') else None
     out = step()
     first = _first_tensor(out)
     if args.save_outputs:
         torch.save([t.detach().float().cpu() for t in _tensors(out)], args.save_outputs)
-    result = dict(target=target, times=times, rss_before=rss_before, rss_peak=peak_rss_bytes(), rss_reset=reset,
-                  page_faults=faults, out_dtype=None if first is None else str(first.dtype))
-    if args.device.startswith('cuda'):
-        result['cuda_peak'] = torch.cuda.max_memory_allocated()
+    del out
+    from mmlit.utils.gemm_replay import record_gemms, replay_gemms
+    # after the memory was read; recorded eagerly (the compiled step does the same products)
+    gemms = replay_gemms(record_gemms(lambda: step(model)), repeat=min(args.repeat, 5))
+    result = dict(target=target, times=times, rss_before=rss_before, rss_peak=rss_peak, rss_reset=reset,
+                  page_faults=faults, out_dtype=None if first is None else str(first.dtype), gemms=gemms)
+    if cuda_peak is not None:
+        result['cuda_peak'] = cuda_peak
     return result
 
 
@@ -299,11 +307,16 @@ def measure_and_report(args, spec: str, peak: float, save_outputs: str = None, l
           f"  throughput: {args.batch / stats['median']:.1f} img/s\n"
           f'  memory: {mem}\n'
           f'  compute: {macs / args.batch / 1e9:.2f} GMACs/img, achieved {achieved / 1e9:.1f} GFLOP/s = '
-          f'{100 * achieved / peak:.0f}% of the fp32 matmul peak', flush=True)
+          f'{100 * achieved / peak:.0f}% of the fp32 matmul peak\n'
+          f"  GEMM bound: its own matrix products alone take {res['gemms']['total'] * 1e3:.1f} ms ("
+          + ', '.join(f'{op} {t * 1e3:.1f}' for op, t in sorted(res['gemms'].items(), key=lambda kv: -kv[1])
+                      if op != 'total')
+          + f"); the {mode} runs at {100 * res['gemms']['total'] / stats['median']:.0f}% of that bound", flush=True)
     return dict(target=spec, mode=mode, batch=args.batch, shape=args.shape, dtype=args.dtype, compile=args.compile,
                 **stats, throughput=args.batch / stats['median'], rss_peak=res['rss_peak'],
                 rss_before=res['rss_before'], page_faults=res['page_faults'], cuda_peak=res.get('cuda_peak'),
-                out_dtype=res['out_dtype'], gflops_per_s=achieved / 1e9, peak_fraction=achieved / peak)
+                out_dtype=res['out_dtype'], gflops_per_s=achieved / 1e9, peak_fraction=achieved / peak,
+                gemm_bound_s=res['gemms']['total'], gemm_bound_fraction=res['gemms']['total'] / stats['median'])
 
 
 def compare(ours: dict, official: dict, ours_out: str = None, official_out: str = None) -> None:
