@@ -1,17 +1,23 @@
 """Evaluate a checkpoint of a detector, segmentor or classifier (the config's ``default_scope`` says which).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--show-dir DIR]
-                                           [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+                                           [--amp] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+
+``--amp`` evaluates in reduced precision: on CPU, mmlit's bf16 mode (the backbone and neck under bfloat16
+autocast, the heads in float32: :func:`mmlit.utils.amp.autocast_features`; the README, Speed, states its
+accuracy against fp32); on CUDA, MMEngine's float16 ``TestLoop(fp16=True)``.
 """
 import argparse
 import os
 import os.path as osp
 
+import torch
 from mmengine.config import Config, DictAction
 from mmengine.evaluator import DumpResults
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from mmlit.utils.amp import autocast_features
 from mmlit.utils.launch import check_datasets, load_config, setup_env
 
 
@@ -22,6 +28,8 @@ def parse_args():
     parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
     parser.add_argument('--out', type=str, help='dump predictions to a pickle file for offline evaluation')
     parser.add_argument('--show-dir', help='directory where painted images will be saved')
+    parser.add_argument('--amp', action='store_true',
+                        help='reduced precision: bf16 backbone and neck on CPU, fp16 on CUDA')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings in the config, key=value')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
@@ -54,11 +62,16 @@ def main():
     cfg.load_from = args.checkpoint
     if args.show_dir:
         enable_visualization(cfg, osp.abspath(args.show_dir))
+    if args.amp and torch.cuda.is_available():
+        cfg.test_cfg = dict(cfg.get('test_cfg') or dict(type='TestLoop'), fp16=True)
 
     setup_env(cfg)
     check_datasets(cfg, args.config, ('test_dataloader', ))
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    if args.amp and not torch.cuda.is_available():
+        autocast_features(runner.model)
+        runner.logger.info('--amp: backbone and neck under bfloat16 autocast, heads in float32')
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise SystemExit('--out must be a .pkl or .pickle file')

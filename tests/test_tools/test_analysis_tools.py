@@ -169,6 +169,12 @@ def test_benchmark_inference_bf16(tmp_path):
         with open(out_json) as f:
             (result, ) = json.load(f)['results']
         dtypes[dtype] = result['out_dtype']
+        if dtype == 'bf16':  # its accuracy against float32, measured on the same weights and inputs, as printed
+            acc = result['vs_fp32']
+            assert 0 < acc['mean_rel_diff'] < 0.2 and 0 < acc['max_abs_diff'] < acc['max_abs']
+            assert f"mean |diff| / mean |output| {acc['mean_rel_diff']:.2%}" in out
+        else:
+            assert result['vs_fp32'] is None and 'against float32' not in out
     assert dtypes == dict(bf16='torch.bfloat16', fp32='torch.float32')
 
 

@@ -206,6 +206,15 @@ def test_main_job_learns_well_above_an_untrained_model(workspace):
               env=dict(OMP_NUM_THREADS='2'), timeout=1500)
     trained = _last_metrics(log, MAIN_JOB_FLOORS)
 
+    # bf16 inference (tools/test.py --amp, autocast on CPU) of the trained model: its accuracy against fp32
+    last = max(work_dir.glob('epoch_*.pth'), key=lambda p: int(p.stem.split('_')[1]))
+    log = run([sys.executable, osp.join(TOOLS, 'test.py'), config, str(last), '--work-dir', str(work_dir / 'bf16'),
+               '--amp'], workspace, env=dict(OMP_NUM_THREADS='2'))
+    assert '--amp: backbone and neck under bfloat16 autocast' in log
+    bf16 = _last_metrics(log, MAIN_JOB_FLOORS)
+    for key in MAIN_JOB_FLOORS:
+        assert abs(bf16[key] - trained[key]) <= 0.02, f'{key}: {bf16[key]} in bf16 against {trained[key]} in fp32'
+
     # the same model as initialised, evaluated the same way
     cfg = Config.fromfile(config)
     init_default_scope('mmdet')

@@ -29,6 +29,7 @@ the next; on CPU each costs about 2 us, and their number varies from process to 
 layout. The README (Speed) shows how to keep that memory with glibc's tunables.
 """
 import argparse
+import copy
 import gc
 import json
 import os
@@ -197,9 +198,18 @@ def measure_model(args) -> dict:
         torch.cuda.reset_peak_memory_stats()
     dtype = DTYPES[args.dtype]
     device_type = 'cuda' if args.device.startswith('cuda') else 'cpu'
+    whole_model = samples is not None
+    if dtype is not None and whole_model:
+        # as tools/test.py --amp: the backbone and neck in reduced precision, the heads' post-processing
+        # (mmcv's NMS, RoIAlign) in float32
+        from mmlit.utils.amp import autocast_features
+        reference = copy.deepcopy(model)
+        autocast_features(model, dtype, device_type)
+    else:
+        reference = model
 
     def step(module=runner):
-        ctx = torch.autocast(device_type, dtype=dtype) if dtype is not None else nullcontext()
+        ctx = torch.autocast(device_type, dtype=dtype) if dtype is not None and not whole_model else nullcontext()
         with ctx:
             out = run_step(module, inputs, samples, args.train)
         if args.train:
@@ -216,7 +226,18 @@ def measure_model(args) -> dict:
     first = _first_tensor(out)
     if args.save_outputs:
         torch.save([t.detach().float().cpu() for t in _tensors(out)], args.save_outputs)
-    del out
+    if dtype is not None and not args.train and _tensors(out):
+        # the accuracy of the reduced precision: against the same model's float32 outputs
+        with torch.no_grad():
+            ref = _tensors(run_step(reference, inputs, samples, False))
+        low = _tensors(out)
+        result_acc = dict(max_abs_diff=max(float((a.float() - b).abs().max()) for a, b in zip(low, ref)),
+                          max_abs=max(float(b.abs().max()) for b in ref),
+                          mean_rel_diff=float(sum((a.float() - b).abs().sum() for a, b in zip(low, ref)) /
+                                              sum(b.abs().sum() for b in ref)))
+    else:
+        result_acc = None
+    del out, reference
     from mmlit.utils.gemm_replay import record_gemms, replay_gemms
     # after the memory was read; recorded eagerly (the compiled step does the same products)
     gemms = replay_gemms(record_gemms(lambda: step(model)), repeat=min(args.repeat, 5))
@@ -224,6 +245,8 @@ def measure_model(args) -> dict:
                   page_faults=faults, out_dtype=None if first is None else str(first.dtype), gemms=gemms)
     if cuda_peak is not None:
         result['cuda_peak'] = cuda_peak
+    if result_acc is not None:
+        result['vs_fp32'] = result_acc
     return result
 
 
@@ -312,11 +335,17 @@ def measure_and_report(args, spec: str, peak: float, save_outputs: str = None, l
           + ', '.join(f'{op} {t * 1e3:.1f}' for op, t in sorted(res['gemms'].items(), key=lambda kv: -kv[1])
                       if op != 'total')
           + f"); the {mode} runs at {100 * res['gemms']['total'] / stats['median']:.0f}% of that bound", flush=True)
+    if 'vs_fp32' in res:
+        acc = res['vs_fp32']
+        print(f"  {args.dtype} against float32 (the same weights and inputs): max |diff| {acc['max_abs_diff']:.3g} "
+              f"(largest |output| {acc['max_abs']:.3g}), mean |diff| / mean |output| {acc['mean_rel_diff']:.2%}",
+              flush=True)
     return dict(target=spec, mode=mode, batch=args.batch, shape=args.shape, dtype=args.dtype, compile=args.compile,
                 **stats, throughput=args.batch / stats['median'], rss_peak=res['rss_peak'],
                 rss_before=res['rss_before'], page_faults=res['page_faults'], cuda_peak=res.get('cuda_peak'),
                 out_dtype=res['out_dtype'], gflops_per_s=achieved / 1e9, peak_fraction=achieved / peak,
-                gemm_bound_s=res['gemms']['total'], gemm_bound_fraction=res['gemms']['total'] / stats['median'])
+                gemm_bound_s=res['gemms']['total'], gemm_bound_fraction=res['gemms']['total'] / stats['median'],
+                vs_fp32=res.get('vs_fp32'))
 
 
 def compare(ours: dict, official: dict, ours_out: str = None, official_out: str = None) -> None:
