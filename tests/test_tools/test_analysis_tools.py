@@ -87,6 +87,8 @@ def test_benchmark_tool(tmp_path):
         assert r['gemm_bound_fraction'] == pytest.approx(r['gemm_bound_s'] / r['median'])
         assert f"alone take {r['gemm_bound_s'] * 1e3:.1f} ms" in out
         assert f"the train step runs at {100 * r['gemm_bound_fraction']:.0f}% of that bound" in out
+        assert r['dtype'] == 'fp32' and r['vs_fp32'] is None
+    assert 'against float32' not in out
     assert len(ops) == 2
     for r in ops:  # the ratio is the two measured times', as printed
         assert r['ours_s'] > 0 and r['reference_s'] > 0
@@ -129,21 +131,30 @@ class LITv2(_LITv2):
 
 
 @pytest.mark.slow
-def test_benchmark_against_official_code_and_peers(tmp_path):
-    """--official: the official backbone of the arch runs in its own process with mmlit's weights, the
-    outputs are compared, and the printed ratios are the measured ones; --peers times other backbones."""
+def test_benchmark_bf16_against_official_code_and_peers(tmp_path):
+    """--dtype bf16 runs the model under bf16 autocast (its outputs are bf16) and prints their deviation from
+    fp32; --official runs the official backbone of the arch in its own process with mmlit's weights,
+    compares the outputs and prints the measured ratios; --peers times other backbones."""
     checkout = tmp_path / 'LITv2'
     path = checkout / 'detection/mmdet/models/backbones/litv2.py'
     path.parent.mkdir(parents=True)
     path.write_text(FAKE_OFFICIAL_LITV2)
     out_json = str(tmp_path / 'bench.json')
     out = run_tool('tools/analysis_tools/benchmark.py', 'litv2-s', 'ti', '--batch', '1', '--shape', '64',
-                   '--warmup', '1', '--repeat', '2', '--official', str(checkout), '--peers', 'r18',
-                   '--json', out_json)
+                   '--warmup', '1', '--repeat', '2', '--dtype', 'bf16', '--official', str(checkout), '--peers',
+                   'r18', '--json', out_json)
     assert "no checkout in --official has the official code of 'ti'" in out
     with open(out_json) as f:
         results = {r['target']: r for r in json.load(f)['results']}
     assert list(results) == ['litv2-s', 'official:litv2-s', 'ti', 'peer:r18']
+    assert 'ti | inference | batch 1 x 3 x 64 x 64 | bf16' in out
+    for target in ('litv2-s', 'ti'):
+        r = results[target]
+        assert r['out_dtype'] == 'torch.bfloat16'
+        # its accuracy against float32, measured on the same weights and inputs, as printed
+        acc = r['vs_fp32']
+        assert 0 < acc['mean_rel_diff'] < 0.2 and 0 < acc['max_abs_diff'] < acc['max_abs']
+        assert f"mean |diff| / mean |output| {acc['mean_rel_diff']:.2%}" in out
     ours, official = results['litv2-s'], results['official:litv2-s']
     assert ours['speedup_vs_official'] == pytest.approx(official['median'] / ours['median'])
     assert ours['memory_vs_official'] == pytest.approx(ours['rss_peak'] / official['rss_peak'])
@@ -155,27 +166,6 @@ def test_benchmark_against_official_code_and_peers(tmp_path):
         ratio = results['peer:r18']['median'] / results[target]['median']
         assert results[target]['speedup_vs_peers'] == pytest.approx(dict(r18=ratio))
         assert f'{target} vs peers (their time / this one\'s): r18 {ratio:.2f}x' in out
-
-
-@pytest.mark.slow
-def test_benchmark_inference_bf16(tmp_path):
-    """--dtype bf16 really runs the model under bf16 autocast (its outputs are bf16), fp32 does not."""
-    dtypes = {}
-    for dtype in ('bf16', 'fp32'):
-        out_json = str(tmp_path / f'{dtype}.json')
-        out = run_tool('tools/analysis_tools/benchmark.py', 's', '--batch', '1', '--shape', '64', '--warmup', '1',
-                       '--repeat', '2', '--dtype', dtype, '--json', out_json)
-        assert f's | inference | batch 1 x 3 x 64 x 64 | {dtype}' in out
-        with open(out_json) as f:
-            (result, ) = json.load(f)['results']
-        dtypes[dtype] = result['out_dtype']
-        if dtype == 'bf16':  # its accuracy against float32, measured on the same weights and inputs, as printed
-            acc = result['vs_fp32']
-            assert 0 < acc['mean_rel_diff'] < 0.2 and 0 < acc['max_abs_diff'] < acc['max_abs']
-            assert f"mean |diff| / mean |output| {acc['mean_rel_diff']:.2%}" in out
-        else:
-            assert result['vs_fp32'] is None and 'against float32' not in out
-    assert dtypes == dict(bf16='torch.bfloat16', fp32='torch.float32')
 
 
 @pytest.mark.slow

@@ -33,6 +33,11 @@ def _length(task, n):
     return [f'train_cfg.max_iters={2 * n}'] if task == 'semantic_fpn' else [f'train_cfg.max_epochs={n}']
 
 
+# resuming, once per kind of loop and package (mmdet epochs, mmseg iterations, mmpretrain epochs); the
+# other detectors train, test and render without it
+RESUMED = ('mask_rcnn', 'semantic_fpn', 'classifier')
+
+
 @pytest.mark.parametrize('task', sorted(TASKS))
 def test_train_resume_test(task, workspace):
     config, short, metrics = TASKS[task]
@@ -44,12 +49,15 @@ def test_train_resume_test(task, workspace):
     first = 'epoch_1.pth' if task != 'semantic_fpn' else 'iter_2.pth'
     assert (work_dir / first).exists()
 
-    log = run(train[:-1] + ['--resume', '--cfg-options'] + short + _length(task, 2), workspace)
-    assert 'resumed' in log.lower()
-    last = work_dir / ('epoch_2.pth' if task != 'semantic_fpn' else 'iter_4.pth')
-    assert last.exists()
-    assert torch.load(last)['meta']['iter'] == (4 if task == 'semantic_fpn' else 2 * torch.load(
-        work_dir / first)['meta']['iter'])
+    if task in RESUMED:
+        log = run(train[:-1] + ['--resume', '--cfg-options'] + short + _length(task, 2), workspace)
+        assert 'resumed' in log.lower()
+        last = work_dir / ('epoch_2.pth' if task != 'semantic_fpn' else 'iter_4.pth')
+        assert last.exists()
+        assert torch.load(last)['meta']['iter'] == (4 if task == 'semantic_fpn' else 2 * torch.load(
+            work_dir / first)['meta']['iter'])
+    else:
+        last = work_dir / first
 
     out = work_dir / 'test' / 'predictions.pkl'
     log = run([sys.executable, osp.join(TOOLS, 'test.py'), config, str(last), '--work-dir', str(work_dir / 'test'),
