@@ -69,12 +69,16 @@ class DeformConv2dPack(nn.Module):
         nn.init.zeros_(self.conv_offset.weight)
         nn.init.zeros_(self.conv_offset.bias)
 
+    def deform_conv(self, x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        """Deformable convolution of ``x`` (B, C, H, W) at ``offset``, plus the bias."""
+        from mmcv.ops import deform_conv2d
+        out = deform_conv2d(x, offset, self.weight, self.stride, self.padding, self.dilation, self.groups,
+                            self.deformable_groups)
+        return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Deformable convolution of ``x`` (B, C, H, W) at the offsets predicted from ``x``."""
-        from mmcv.ops import deform_conv2d
-        out = deform_conv2d(x, self.conv_offset(x), self.weight, self.stride, self.padding, self.dilation,
-                            self.groups, self.deformable_groups)
-        return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
+        return self.deform_conv(x, self.conv_offset(x))
 
 
 class DeformConv2dPackWithOffset(DeformConv2dPack):
@@ -83,11 +87,8 @@ class DeformConv2dPackWithOffset(DeformConv2dPack):
 
     def forward(self, x: torch.Tensor, return_offset: bool = False):
         """``(out, offset)`` for ``x`` (B, C, H, W); ``return_offset`` is accepted and ignored, as there."""
-        from mmcv.ops import deform_conv2d
         offset = self.conv_offset(x)
-        out = deform_conv2d(x, offset, self.weight, self.stride, self.padding, self.dilation, self.groups,
-                            self.deformable_groups)
-        return (out if self.bias is None else out + self.bias.view(1, -1, 1, 1)), offset
+        return self.deform_conv(x, offset), offset
 
 
 class _NoRegistry:

@@ -29,7 +29,6 @@ the next; on CPU each costs about 2 us, and their number varies from process to 
 layout. The README (Speed) shows how to keep that memory with glibc's tunables.
 """
 import argparse
-import copy
 import gc
 import json
 import os
@@ -49,7 +48,7 @@ DTYPES = dict(fp32=None, bf16=torch.bfloat16, fp16=torch.float16)
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Benchmark LIT models and ops')
-    parser.add_argument('targets', nargs='*', help='LIT archs (ti, s, m, b) and/or config files')
+    parser.add_argument('targets', nargs='*', help='LIT / LITv2 archs (ti, s, m, b, litv2-s, ...) and/or config files')
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--shape', type=int, nargs='+', default=[224, 224], help='input size: S or H W')
     parser.add_argument('--train', action='store_true', help='time a training step (fwd + bwd)')
@@ -175,12 +174,6 @@ def build_model(spec: str, checkouts) -> torch.nn.Module:
     return build_target(spec)
 
 
-def is_config(target: str) -> bool:
-    """Whether ``target`` is a config (see :func:`mmlit.utils.analysis.is_config`)."""
-    from mmlit.utils.analysis import is_config as _is_config
-    return _is_config(target)
-
-
 def measure_model(args) -> dict:
     from mmlit.utils.analysis import dummy_batch, run_step
     target = args.child
@@ -203,10 +196,7 @@ def measure_model(args) -> dict:
         # as tools/test.py --amp: the backbone and neck in reduced precision, the heads' post-processing
         # (mmcv's NMS, RoIAlign) in float32
         from mmlit.utils.amp import autocast_features
-        reference = copy.deepcopy(model)
         autocast_features(model, dtype, device_type)
-    else:
-        reference = model
 
     def step(module=runner):
         ctx = torch.autocast(device_type, dtype=dtype) if dtype is not None and not whole_model else nullcontext()
@@ -223,13 +213,14 @@ def measure_model(args) -> dict:
     rss_peak = peak_rss_bytes()
     cuda_peak = torch.cuda.max_memory_allocated() if args.device.startswith('cuda') else None
     out = step()
-    first = _first_tensor(out)
+    first = next(iter(_tensors(out)), None)
     if args.save_outputs:
         torch.save([t.detach().float().cpu() for t in _tensors(out)], args.save_outputs)
-    if dtype is not None and not args.train and _tensors(out):
-        # the accuracy of the reduced precision: against the same model's float32 outputs
+    if dtype is not None and not args.train and not whole_model:
+        # the accuracy of the reduced precision: against the same backbone's float32 outputs (a whole
+        # model's predictions are data samples, and its reduced precision is patched in)
         with torch.no_grad():
-            ref = _tensors(run_step(reference, inputs, samples, False))
+            ref = _tensors(run_step(model, inputs, samples, False))
         low = _tensors(out)
         result_acc = dict(max_abs_diff=max(float((a.float() - b).abs().max()) for a, b in zip(low, ref)),
                           max_abs=max(float(b.abs().max()) for b in ref),
@@ -237,7 +228,7 @@ def measure_model(args) -> dict:
                                               sum(b.abs().sum() for b in ref)))
     else:
         result_acc = None
-    del out, reference
+    del out
     from mmlit.utils.gemm_replay import record_gemms, replay_gemms
     # after the memory was read; recorded eagerly (the compiled step does the same products)
     gemms = replay_gemms(record_gemms(lambda: step(model)), repeat=min(args.repeat, 5))
@@ -248,18 +239,6 @@ def measure_model(args) -> dict:
     if result_acc is not None:
         result['vs_fp32'] = result_acc
     return result
-
-
-def _first_tensor(out):
-    """The first tensor of a model's output (a tensor, or nested tuples/lists/dicts of them)."""
-    if torch.is_tensor(out):
-        return out
-    items = out.values() if isinstance(out, dict) else out
-    for item in items:
-        found = _first_tensor(item) if isinstance(item, (tuple, list, dict)) or torch.is_tensor(item) else None
-        if found is not None:
-            return found
-    return None
 
 
 def _tensors(out) -> list:
@@ -480,10 +459,12 @@ def main(argv=None):
     print(f'device: {args.device}  threads: {threads}  torch {torch.__version__}')
     print(f'fp32 matmul peak (2048^3, best of 10): {peak / 1e9:.1f} GFLOP/s')
     results = []
+    if args.official:
+        from mmlit.utils.analysis import is_config
+        from mmlit.utils.official import find_checkout
     for target in args.targets:
         official = None
         if args.official and not is_config(target):
-            from mmlit.utils.official import find_checkout
             official = find_checkout(target, args.official)
             if official is None:
                 print(f'(no checkout in --official has the official code of {target!r})')

@@ -37,16 +37,23 @@ def test_large_scores_take_the_flash_kernel(monkeypatch):
 
 
 def test_hilo_fast_path_switch(monkeypatch):
-    """HiLo with the fast path gives the plain (SDPA) output, with padding, and gradients."""
+    """HiLo with the fast path gives the plain (SDPA) output, with padding, and gradients; its few keys take
+    the matmuls, and the plain path calls SDPA for both branches."""
+    from mmlit.models.layers import hilo_attention
     torch.manual_seed(0)
     attn = HiLoAttention(64, 4, window_size=2, alpha=0.5)
     x = torch.randn(2, 7 * 9, 64, requires_grad=True)
+    plain_sdpa = []
+    real_sdpa = F.scaled_dot_product_attention
+    monkeypatch.setattr(hilo_attention.F, 'scaled_dot_product_attention',
+                        lambda *a, **k: plain_sdpa.append(a[0].shape) or real_sdpa(*a, **k))
+    fast_sdpa = calls_to_sdpa(monkeypatch)
     fast = attn(x, (7, 9))
     (gx_fast, ) = torch.autograd.grad(fast.square().sum(), x)
+    assert not fast_sdpa and not plain_sdpa  # 4 keys per window, 20 pooled keys: the matmuls
     attn.fast_path = False
-    calls = calls_to_sdpa(monkeypatch)
     plain = attn(x, (7, 9))
     (gx_plain, ) = torch.autograd.grad(plain.square().sum(), x)
-    assert not calls  # the plain path calls torch's SDPA directly
+    assert len(plain_sdpa) == 2 and not fast_sdpa  # Hi-Fi and Lo-Fi through torch's SDPA
     torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(gx_fast, gx_plain, rtol=1e-4, atol=1e-5)
