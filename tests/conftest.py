@@ -5,9 +5,12 @@ import sys
 import pytest
 import torch
 
-# Deterministic, quiet and within two cores.
-torch.set_num_threads(min(2, os.cpu_count() or 1))
-os.environ.setdefault('OMP_NUM_THREADS', '2')
+# Within two cores: run serially, a test takes both; under pytest-xdist (``-n 2``, as the README runs the
+# suite) each worker takes its share, so the workers never oversubscribe the machine.
+WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+THREADS = max(1, min(2, os.cpu_count() or 1) // WORKERS)
+torch.set_num_threads(THREADS)
+os.environ.setdefault('OMP_NUM_THREADS', str(THREADS))
 
 # shared test helpers (toy_runs) import by name
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), 'helpers'))
@@ -17,3 +20,10 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), 'helpers'))
 def workspace(tmp_path_factory):
     """A working directory whose data/toy_shapes is generated once for all tests of a module."""
     return tmp_path_factory.mktemp('toy_workspace')
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the slow (end-to-end) tests first: with ``-n 2`` the longest runs then start at once and the
+    short unit tests fill the other worker, instead of one long run starting last. Stable within each
+    group, so a module's tests stay together."""
+    items.sort(key=lambda item: item.get_closest_marker('slow') is None)
