@@ -29,8 +29,8 @@ class IterationSeedHook(Hook):
     def __init__(self, seed=None):
         self.seed = seed
 
-    def _reseed(self, runner) -> None:
-        """Seed Python's ``random``, NumPy and torch with ``(base + runner.iter) % 2**31``.
+    def _reseed(self, runner, iteration: int) -> None:
+        """Seed Python's ``random``, NumPy and torch with ``(base + iteration) % 2**31``.
 
         ``base`` is ``seed``, else the runner's seed (0 if it has none), plus the rank when the
         runner's ``randomness`` config sets ``diff_rank_seed``.
@@ -38,19 +38,20 @@ class IterationSeedHook(Hook):
         base = self.seed if self.seed is not None else (runner.seed or 0)
         if runner._randomness_cfg.get('diff_rank_seed', False):
             base += get_rank()
-        seed = (base + runner.iter) % (2**31)
+        seed = (base + iteration) % (2**31)
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
 
     def before_train_epoch(self, runner) -> None:
         """Reseed before the epoch's first batch is loaded, from the iteration it starts at."""
-        self._reseed(runner)
+        self._reseed(runner, runner.iter)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         """Reseed before the next batch is loaded.
 
-        MMEngine advances ``runner.iter`` only after this hook, so the seed is that of the iteration
-        just finished.
+        MMEngine advances ``runner.iter`` only after this hook, so the next iteration is ``runner.iter + 1``.
+        An iteration-based loop calls ``before_train_epoch`` only once, when it starts (or resumes), so
+        this is the seed every later batch is drawn with.
         """
-        self._reseed(runner)
+        self._reseed(runner, runner.iter + 1)
