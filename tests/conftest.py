@@ -24,6 +24,6 @@ def workspace(tmp_path_factory):
 
 def pytest_collection_modifyitems(config, items):
     """Run the slow (end-to-end) tests first: with ``-n 2`` the longest runs then start at once and the
-    short unit tests fill the other worker, instead of one long run starting last. Stable within each
-    group, so a module's tests stay together."""
+    short unit tests fill the other worker, instead of one long run starting last. The sort is stable:
+    each group keeps the collection order."""
     items.sort(key=lambda item: item.get_closest_marker('slow') is None)
