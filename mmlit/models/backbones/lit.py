@@ -408,9 +408,9 @@ class LIT(BaseModule):
 
         Returns:
             tuple[Tensor]: One output per stage of ``out_indices``, in stage order, after its LayerNorm
-            when the stage is in ``out_norm_indices``. Stage i gives a (B, C_i, ceil(H / s), ceil(W / s))
-            map, stride s = 4 * 2**i; with ``out_type='avg_featmap'`` the last stage gives the (B, C_3)
-            mean of its tokens, with ``'cls_token'`` its (B, C_3) class token.
+            when the stage is in ``out_norm_indices``. Stage i gives a contiguous (B, C_i, ceil(H / s),
+            ceil(W / s)) map, stride s = 4 * 2**i; with ``out_type='avg_featmap'`` the last stage gives the
+            (B, C_3) mean of its tokens, with ``'cls_token'`` its (B, C_3) class token.
         """
         B = x.shape[0]
         x, hw = self.patch_embed(x)
@@ -429,5 +429,8 @@ class LIT(BaseModule):
             elif is_last and self.out_type == 'avg_featmap':
                 outs.append(out.mean(dim=1))
             else:
-                outs.append(out.transpose(1, 2).reshape(B, -1, *hw))
+                # (B, N, C) tokens viewed as (B, C, H, W) have channels-last strides; necks and heads get a
+                # contiguous map, as from any mmdet backbone: mmcv's RoIAlign reads its input's memory as
+                # (B, C, H, W) and pools garbage from a channels-last one.
+                outs.append(out.transpose(1, 2).reshape(B, -1, *hw).contiguous())
         return tuple(outs)

@@ -214,3 +214,22 @@ def test_arch_zoo_spells_out_every_setting():
     for name, settings in LIT.arch_zoo.items():
         assert set(settings) == every_key, name
         assert LIT._parse_arch(name) == {**settings}
+
+
+@pytest.mark.parametrize('type_name', ['LIT', 'LITv2'])
+@pytest.mark.parametrize('training', [True, False])
+def test_dense_outputs_are_contiguous_for_mmcv_roi_align(type_name, training):
+    """The maps come out contiguous (B, C, H, W), as from any mmdet backbone. mmcv's RoIAlign reads its
+    input's memory as that layout: on the channels-last view of the tokens it pooled garbage, and Mask
+    R-CNN's RoI heads learned next to nothing."""
+    from mmcv.ops import RoIAlign
+
+    from mmlit.registry import MODELS
+    arch = dict(embed_dims=[16, 32, 48, 64], depths=[1, 1, 1, 1], num_heads=[1, 2, 3, 4], mlp_ratios=[2, 2, 2, 2])
+    model = MODELS.build(dict(type=type_name, arch=arch, pretrain_img_size=64)).train(training)
+    with torch.no_grad():
+        outs = model(torch.randn(2, 3, 64, 96))
+    assert all(out.is_contiguous() for out in outs)
+    roi_align = RoIAlign((7, 7), spatial_scale=1 / 4, sampling_ratio=0, aligned=True)
+    rois = torch.tensor([[0., 4., 8., 40., 60.], [1., 20., 0., 90., 50.]])
+    torch.testing.assert_close(roi_align(outs[0], rois), roi_align(outs[0].contiguous(), rois))
