@@ -186,11 +186,11 @@ def test_slurm_train_with_stand_in_srun(workspace, tmp_path):
 
 
 # The README's main job in full: Mask R-CNN LIT-Ti from scratch on the embedded data, 12 epochs (288
-# iterations, about 4.5 minutes on two threads, 5.5 on one xdist worker), seed 0 as the config sets it.
-# Measured on two threads: bbox AP50 0.466, segm AP50 0.456 (bf16: 0.469 / 0.459); seeds 1 and 2: 0.455 / 0.459
-# and 0.496 / 0.496; the untrained model: 0.004 / 0.000. The floors are the targets of the README's main job
-# (issue 15): a detector that visibly learns. Before LIT returned contiguous maps, mmcv's RoIAlign pooled
-# garbage from them and this run ended at 0.084 / 0.031.
+# iterations, about 4.5 minutes on two threads or on one xdist worker), seed 0 as the config sets it.
+# Measured, the same on two threads and on one: bbox AP50 0.466, segm AP50 0.456 (bf16: 0.469 / 0.459); seeds
+# 1 and 2: 0.455 / 0.459 and 0.496 / 0.496; the untrained model: 0.001 / 0.000. The floors are the targets of
+# the README's main job (issue 15): a detector that visibly learns. Before LIT returned contiguous maps,
+# mmcv's RoIAlign pooled garbage from them and this run ended at 0.084 / 0.031.
 MAIN_JOB_FLOORS = {'coco/bbox_mAP_50': 0.4, 'coco/segm_mAP_50': 0.3}
 
 
