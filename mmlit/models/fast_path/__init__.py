@@ -6,8 +6,9 @@ the whole model, :func:`set_fast_path` changes it on a built model), and call in
 when it is on:
 
 - :mod:`.attention`: global attention through ``F.scaled_dot_product_attention`` with the relative
-  position bias taken as windows of its table (no index gather), cached in eval mode, and built per
-  block of query rows at detection sizes;
+  position bias taken as windows of its table (no index gather), cached in eval mode; at detection
+  sizes read by every row of queries as a view of one small tensor (CPU inference), or built per block
+  of query rows (training, GPUs);
 - :mod:`.mlp`: the MLP of inference over chunks of tokens;
 - :mod:`.position_embedding`: the resized position embedding, cached in eval mode;
 - :mod:`.short_keys`: HiLo's attention over few keys (its windows, its pooled keys at classification
@@ -23,11 +24,12 @@ from .attention import fast_attention
 from .mlp import per_token_chunks
 from .param_cache import ParamCache, cached, module_cache
 from .position_embedding import cached_pos_embed
-from .rel_pos_bias import rel_pos_bias_from_table
+from .rel_pos_bias import rel_pos_bias_from_table, rel_pos_bias_row_windows, rel_pos_bias_rows_view
 from .short_keys import short_key_attention
 
 __all__ = ['fast_attention', 'per_token_chunks', 'ParamCache', 'cached', 'module_cache', 'cached_pos_embed',
-           'rel_pos_bias_from_table', 'short_key_attention', 'set_fast_path']
+           'rel_pos_bias_from_table', 'rel_pos_bias_row_windows', 'rel_pos_bias_rows_view',
+           'short_key_attention', 'set_fast_path']
 
 
 def set_fast_path(model: nn.Module, enabled: bool) -> nn.Module:

@@ -7,10 +7,18 @@ The same ``softmax(QK^T / sqrt(d) + B) V`` as the module's plain formula, with t
 - the bias is never gathered through an index tensor: it is a strided window of the resized table
   (:func:`.rel_pos_bias_from_table`); in eval mode the resized table is computed once per grid size, and
   so is the whole (heads, N, N) bias while it is at most :data:`BIAS_CACHE_BYTES`;
-- larger biases (detection resolutions) are never built whole: the queries go in blocks of rows, each
-  with its own slice of the bias of at most :data:`BIAS_BLOCK_BYTES`, so memory stays bounded and the
-  slices stay in cache.
+- larger biases (detection resolutions) are never built whole. For inference on CPU, every grid row of
+  queries reads its bias as a strided view of one small tensor (:func:`row_batched_attention`): one
+  flash call, no bias copied. Elsewhere (training, GPUs, torch without the CPU flash kernel's mask) the
+  queries go in blocks of rows, each with its own slice of the bias of at most :data:`BIAS_BLOCK_BYTES`,
+  so memory stays bounded and the slices stay in cache.
+
+At LIT-S's stage 3 at 800x1216 (50 x 76 tokens, 12 heads of 32 channels), one attention call on 2 cores
+(torch 2.14, fp32): no bias at all 161 ms, the row-batched view 237-243 ms, blocks of 2 rows 416-437 ms;
+extra peak memory 85 MB and 140 MB for the last two. (The row-batched path gives the kernel 76 queries per
+batch entry, tiled 32 + 32 + 12: without a bias that layout alone takes 203 ms.)
 """
+import functools
 from typing import Tuple
 
 import torch
@@ -18,12 +26,22 @@ import torch.nn.functional as F
 
 from ..utils import resize_rel_pos_table
 from .param_cache import cached
-from .rel_pos_bias import rel_pos_bias_from_table
+from .rel_pos_bias import rel_pos_bias_from_table, rel_pos_bias_row_windows, rel_pos_bias_rows_view
 
 # The whole (heads, N, N) bias is built (and cached in eval mode) up to this size, in bytes.
 BIAS_CACHE_BYTES = 32 * 2**20
 # Beyond it, the queries go in blocks of rows whose bias slice is at most this size, in bytes.
 BIAS_BLOCK_BYTES = 32 * 2**20
+# The row-batched path runs while its windows (:func:`.rel_pos_bias_row_windows`) take at most this many bytes.
+BIAS_ROW_WINDOWS_BYTES = 64 * 2**20
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_flash_takes_mask() -> bool:
+    """Whether CPU ``F.scaled_dot_product_attention`` has a flash kernel that takes a mask (torch >= 2.3).
+    Older torch computes a masked attention by its math path, whole scores at once."""
+    op = getattr(torch.ops.aten, '_scaled_dot_product_flash_attention_for_cpu', None)
+    return op is not None and 'attn_mask' in str(op.default._schema)
 
 
 def resized_table(attn, hw: Tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
@@ -52,6 +70,10 @@ def fast_attention(attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: 
     N = hw[0] * hw[1]
     total = table.shape[0] * N * N * table.dtype.itemsize
     if total > BIAS_CACHE_BYTES:
+        windows_bytes = table.shape[0] * hw[1] * table.shape[1] * hw[1] * table.dtype.itemsize
+        if (q.device.type == 'cpu' and not torch.is_grad_enabled() and dropout_p == 0
+                and windows_bytes <= BIAS_ROW_WINDOWS_BYTES and cpu_flash_takes_mask()):
+            return row_batched_attention(q, k, v, table, hw)
         rows = max(1, BIAS_BLOCK_BYTES // (total // hw[0]))
         return blockwise_attention(q, k, v, table, hw, dropout_p, rows)
     bias = cached(attn, 'bias', (attn.relative_position_bias_table, ), (tuple(hw), q.dtype),
@@ -90,3 +112,34 @@ def blockwise_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table
         outs.append(F.scaled_dot_product_attention(
             q[:, :, start * W:stop * W], k, v, attn_mask=bias[None], dropout_p=dropout_p))
     return torch.cat(outs, dim=2)
+
+
+def row_batched_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: torch.Tensor,
+                          hw: Tuple[int, int]) -> torch.Tensor:
+    """Attention with each grid row of queries as its own attention "head", in one flash call, for inference.
+
+    The bias of query row y1 is a strided view of :func:`.rel_pos_bias_row_windows` (2/H of the whole bias,
+    built once), so no bias is copied per row. The heads go in the batch dimension and the rows of queries
+    in the heads dimension, sharing their head's keys and values (stride 0), whose rows go in reverse order
+    as the view wants them. The kernel then takes one head's rows one after another, while that head's keys,
+    values and bias windows are in cache (10% faster than rows outside heads). The CPU flash kernel reads
+    the mask by its strides. Not for autograd: its backward would give each row its own copy of the keys'
+    gradients.
+
+    Args:
+        q, k, v (Tensor): (B, heads, H*W, d) each.
+        table (Tensor): The resized table, (heads, 2H-1, 2W-1).
+        hw (tuple[int]): The (H, W) token grid.
+
+    Returns:
+        Tensor: (B, heads, H*W, d).
+    """
+    H, W = hw
+    mask = rel_pos_bias_rows_view(rel_pos_bias_row_windows(table, W), H).transpose(0, 1)  # (heads, H, W, H*W)
+    k, v = (t.unflatten(2, (H, W)).flip(2).flatten(2, 3) for t in (k, v))  # key rows in reverse
+    outs = []
+    for i in range(q.shape[0]):  # images one by one (the mask cannot broadcast over images and heads at once)
+        rows = q[i].unflatten(1, (H, W))  # (heads, H, W, d)
+        keys, values = (t[i, :, None].expand(-1, H, -1, -1) for t in (k, v))  # (heads, H, H*W, d)
+        outs.append(F.scaled_dot_product_attention(rows, keys, values, attn_mask=mask).flatten(1, 2))
+    return torch.stack(outs)

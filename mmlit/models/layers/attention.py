@@ -33,9 +33,9 @@ class GlobalMultiheadAttention(BaseModule):
         rel_pos_shape (tuple[int], optional): (h, w) token grid the bias table is sized for; None for no
             relative position bias.
         fast_path (bool): Compute the attention with :func:`~mmlit.models.fast_path.fast_attention`
-            (``F.scaled_dot_product_attention``, the bias as windows of its table, cached in eval mode and
-            built per block of queries at large sizes) instead of the plain formula. Same results.
-            Exporters always get the plain formula. Defaults to True.
+            (``F.scaled_dot_product_attention``, the bias as windows of its table, cached in eval mode; at
+            large sizes a view per row of queries (CPU inference) or built per block of queries) instead of
+            the plain formula. Same results. Exporters always get the plain formula. Defaults to True.
         init_cfg (dict, optional): Initialisation config.
     """
 

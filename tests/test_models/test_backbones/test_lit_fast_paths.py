@@ -49,12 +49,13 @@ def test_cached_equals_uncached(arch, monkeypatch):
 @pytest.mark.parametrize('arch', ['ti', 's', 'litv2-s'])
 def test_fast_path_equals_plain_formulas(arch):
     """The one switch: every module's fast path on (the default) or off gives the same outputs (eval, at a
-    size where the MLP goes in chunks and the attention in blocks of rows) and the same gradients."""
+    size where the MLP goes in chunks and the attention over rows of queries: batched over views of the bias
+    on torch >= 2.3, in blocks on older torch) and the same gradients (the attention in blocks)."""
     from mmlit.models.fast_path import attention
     model = randomised_lit(arch, drop_path_rate=0.)
     x = torch.randn(1, 3, 224, 160)
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(attention, 'BIAS_CACHE_BYTES', 2**16)  # stage-3 biases count as large: blockwise
+        m.setattr(attention, 'BIAS_CACHE_BYTES', 2**16)  # stage-3 biases count as large
         m.setattr(attention, 'BIAS_BLOCK_BYTES', 2**15)
         with torch.no_grad():
             fast = model(x)

@@ -4,6 +4,8 @@ import torch
 
 from mmlit.models.fast_path import attention as fast_attention_module
 from mmlit.models.fast_path import rel_pos_bias_from_table
+from mmlit.models.fast_path.attention import cpu_flash_takes_mask
+from mmlit.models.fast_path.rel_pos_bias import rel_pos_bias_row_windows, rel_pos_bias_rows_view
 from mmlit.models.layers import GlobalMultiheadAttention
 from mmlit.models.layers.plain_attention import reference_attention
 
@@ -41,9 +43,78 @@ def test_bias_rows_are_slices_of_the_full_bias():
                 part.flip(-1))
 
 
+@pytest.mark.parametrize('hw', [(6, 5), (1, 4), (5, 1)])
+def test_row_windows_view_every_row_of_the_bias(hw):
+    """Each grid row's bias (keys' rows reversed) is a view of one tensor of 2/H of the bias: nothing copied."""
+    H, W = hw
+    table = torch.randn(2, 2 * H - 1, 2 * W - 1)
+    full = rel_pos_bias_from_table(table, hw)  # (heads, H*W, H*W)
+    windows = rel_pos_bias_row_windows(table, W)
+    assert windows.shape == (2, W, 2 * H - 1, W)
+    view = rel_pos_bias_rows_view(windows, H)
+    assert view.shape == (H, 2, W, H * W)
+    assert view.untyped_storage().data_ptr() == windows.untyped_storage().data_ptr()
+    keys_rows_reversed = full.unflatten(2, (H, W)).flip(2).flatten(2, 3)
+    for y in range(H):
+        torch.testing.assert_close(view[y], keys_rows_reversed[:, y * W:(y + 1) * W], rtol=0, atol=0)
+
+
+def spy_attention_paths(monkeypatch):
+    """Record which large-bias path each call of the fast attention takes."""
+    calls = []
+    for name in ('row_batched_attention', 'blockwise_attention'):
+        real = getattr(fast_attention_module, name)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            calls.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(fast_attention_module, name, spy)
+    return calls
+
+
+@pytest.mark.parametrize('hw', [(9, 7), (4, 11)])
+def test_row_batched_attention_in_inference(monkeypatch, hw):
+    """Inference on CPU with a large bias: rows of queries batched over views of the bias, when torch's CPU
+    flash kernel takes a mask (torch >= 2.3); blocks of rows on older torch, with gradients, and when the
+    windows would pass their budget. Every path gives the plain formula's outputs."""
+    attn = make_attention().eval()
+    x = torch.randn(2, hw[0] * hw[1], 24)
+    monkeypatch.setattr(fast_attention_module, 'BIAS_CACHE_BYTES', 0)  # every bias counts as large
+    calls = spy_attention_paths(monkeypatch)
+    with torch.no_grad():
+        ref = reference_attention(attn, x, hw)
+        torch.testing.assert_close(attn(x, hw), ref, rtol=1e-5, atol=1e-5)
+        assert calls == ['row_batched_attention' if cpu_flash_takes_mask() else 'blockwise_attention']
+        windows_bytes = attn.num_heads * hw[1] * (2 * hw[0] - 1) * hw[1] * 4
+        monkeypatch.setattr(fast_attention_module, 'BIAS_ROW_WINDOWS_BYTES', windows_bytes - 1)
+        torch.testing.assert_close(attn(x, hw), ref, rtol=1e-5, atol=1e-5)
+        assert calls[1:] == ['blockwise_attention']
+    out = attn(x, hw)  # gradients wanted
+    assert calls[2:] == ['blockwise_attention'] and out.requires_grad
+    torch.testing.assert_close(out.detach(), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_cpu_flash_takes_a_strided_mask():
+    """The row-batched path's premise, checked on the running torch: the CPU flash kernel reads a mask by its
+    strides (a view with a stride-0 dimension and overlapping rows) as it reads the mask made contiguous."""
+    if not cpu_flash_takes_mask():
+        pytest.skip('this torch has no CPU flash kernel with a mask; the row-batched path is off')
+    q, k, v = torch.randn(3, 4, 5, 8), torch.randn(1, 4, 30, 8), torch.randn(1, 4, 30, 8)
+    base = torch.randn(4, 60)
+    mask = base.as_strided((3, 4, 5, 30), (2, 60, 3, 1))
+    out = torch.nn.functional.scaled_dot_product_attention(q, k.expand(3, -1, -1, -1), v.expand(3, -1, -1, -1),
+                                                           attn_mask=mask)
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k.expand(3, -1, -1, -1).contiguous(),
+                                                           v.expand(3, -1, -1, -1).contiguous(),
+                                                           attn_mask=mask.contiguous())
+    torch.testing.assert_close(out, ref, rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize('train', [False, True])
 def test_blockwise_attention_equals_whole(monkeypatch, train):
-    """Large grids run over blocks of query rows; outputs and gradients are those of one block."""
+    """Large grids run over blocks of query rows (in training, and in eval mode with gradients); outputs and
+    gradients are those of one block."""
     attn = make_attention().train(train)
     hw = (9, 7)
     x = torch.randn(2, 63, 24, requires_grad=True)
