@@ -120,9 +120,10 @@ def row_batched_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tab
 
     The bias of query row y1 is a strided view of :func:`.rel_pos_bias_row_windows` (2/H of the whole bias,
     built once), so no bias is copied per row. The heads go in the batch dimension and the rows of queries
-    in the heads dimension, sharing their head's keys and values (stride 0), whose rows go in reverse order
-    as the view wants them. The kernel then takes one head's rows one after another, while that head's keys,
-    values and bias windows are in cache (10% faster than rows outside heads). The CPU flash kernel reads
+    in the heads dimension, sharing their head's keys and values (stride 0). The keys' rows and the queries'
+    columns go in reverse order, as the view wants them. The kernel then takes one head's rows one after
+    another, while that head's keys, values and bias windows are in cache (10% faster than rows outside
+    heads). The CPU flash kernel reads
     the mask by its strides. Not for autograd: its backward would give each row its own copy of the keys'
     gradients.
 
@@ -139,7 +140,8 @@ def row_batched_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tab
     k, v = (t.unflatten(2, (H, W)).flip(2).flatten(2, 3) for t in (k, v))  # key rows in reverse
     outs = []
     for i in range(q.shape[0]):  # images one by one (the mask cannot broadcast over images and heads at once)
-        rows = q[i].unflatten(1, (H, W))  # (heads, H, W, d)
+        rows = q[i].unflatten(1, (H, W)).flip(2)  # (heads, H, W, d), columns in reverse
         keys, values = (t[i, :, None].expand(-1, H, -1, -1) for t in (k, v))  # (heads, H, H*W, d)
-        outs.append(F.scaled_dot_product_attention(rows, keys, values, attn_mask=mask).flatten(1, 2))
+        out = F.scaled_dot_product_attention(rows, keys, values, attn_mask=mask)
+        outs.append(out.flip(2).flatten(1, 2))
     return torch.stack(outs)

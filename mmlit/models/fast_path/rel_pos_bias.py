@@ -42,30 +42,32 @@ def rel_pos_bias_from_table(table: torch.Tensor,
 def rel_pos_bias_row_windows(table: torch.Tensor, width: int) -> torch.Tensor:
     """The (heads, W, 2H-1, W) tensor from which every grid row's attention bias is a strided view.
 
-    Entry [h, x1, dy, x2] is ``table[h, dy, x1 - x2 + W - 1]``: the bias between a query in column x1 and a
-    key in column x2, dy - (H - 1) grid rows apart. It holds 2/H of the whole (heads, H*W, H*W) bias;
-    :func:`rel_pos_bias_rows_view` reads every row of queries from it without a copy.
+    Entry [h, c, dy, x2] is ``table[h, dy, x1 - x2 + W - 1]`` with x1 = W - 1 - c: the bias between a query
+    in column x1 and a key in column x2, dy - (H - 1) grid rows apart. The queries' columns go in reverse
+    order so that the tensor is one copy of a view of the (flipped, small) table. It holds 2/H of the whole
+    (heads, H*W, H*W) bias; :func:`rel_pos_bias_rows_view` reads every row of queries from it without a copy.
 
     Args:
         table (Tensor): The resized table, (heads, 2H-1, 2W-1).
         width (int): W, the grid's width.
     """
-    windows = table.unfold(2, width, 1)  # (heads, 2H-1, W, W): [h, dy, x1, t] = table[h, dy, x1 + t]
-    # t = W - 1 - x2 puts the keys' columns in order
-    return windows.flip(-1).permute(0, 2, 1, 3).contiguous()
+    # [h, dy, c, x2] = flipped[h, dy, c + x2] = table[h, dy, 2W-2 - c - x2] = table[h, dy, x1 - x2 + W-1]
+    windows = table.flip(-1).unfold(2, width, 1)
+    return windows.permute(0, 2, 1, 3).contiguous()
 
 
 def rel_pos_bias_rows_view(row_windows: torch.Tensor, height: int) -> torch.Tensor:
     """The bias of every grid row of queries, (H, heads, W, H*W), as a view of ``row_windows``.
 
-    Element [y1, h, x1, (a, x2)] is the bias between query (y1, x1) and key (H-1-a, x2): the keys' rows
-    go in reverse order, which makes the key dimension one stride-1 run of ``row_windows``.
+    Element [y1, h, c, (a, x2)] is the bias between query (y1, W-1-c) and key (H-1-a, x2): the queries'
+    columns and the keys' rows go in reverse order, which makes the key dimension one stride-1 run of
+    ``row_windows``.
 
     Args:
         row_windows (Tensor): :func:`rel_pos_bias_row_windows` of the table.
         height (int): H, the grid's height.
     """
     heads, width = row_windows.shape[:2]
-    # [h, x1, y1, x2, a] = row_windows[h, x1, y1 + a, x2]
+    # [h, c, y1, x2, a] = row_windows[h, c, y1 + a, x2]
     view = row_windows.unfold(2, height, 1).permute(2, 0, 1, 4, 3)  # (H, heads, W, H, W)
     return view.view(height, heads, width, height * width)  # (a, x2) has strides (W, 1): no copy

@@ -45,7 +45,8 @@ def test_bias_rows_are_slices_of_the_full_bias():
 
 @pytest.mark.parametrize('hw', [(6, 5), (1, 4), (5, 1)])
 def test_row_windows_view_every_row_of_the_bias(hw):
-    """Each grid row's bias (keys' rows reversed) is a view of one tensor of 2/H of the bias: nothing copied."""
+    """Each grid row's bias (queries' columns and keys' rows reversed) is a view of one tensor of 2/H of the
+    bias: nothing copied."""
     H, W = hw
     table = torch.randn(2, 2 * H - 1, 2 * W - 1)
     full = rel_pos_bias_from_table(table, hw)  # (heads, H*W, H*W)
@@ -55,8 +56,8 @@ def test_row_windows_view_every_row_of_the_bias(hw):
     assert view.shape == (H, 2, W, H * W)
     assert view.untyped_storage().data_ptr() == windows.untyped_storage().data_ptr()
     keys_rows_reversed = full.unflatten(2, (H, W)).flip(2).flatten(2, 3)
-    for y in range(H):
-        torch.testing.assert_close(view[y], keys_rows_reversed[:, y * W:(y + 1) * W], rtol=0, atol=0)
+    for y in range(H):  # the queries' columns in reverse too
+        torch.testing.assert_close(view[y], keys_rows_reversed[:, y * W:(y + 1) * W].flip(1), rtol=0, atol=0)
 
 
 def spy_attention_paths(monkeypatch):
