@@ -14,6 +14,9 @@ else:  # torch 2.1/2.2: the same flag under its older name
     from torch._dynamo import is_compiling as _is_compiling
 # torch.export's flag (torch >= 2.6); older torch.export runs under dynamo, where is_compiling() holds
 _is_torch_exporting = getattr(_compiler, 'is_exporting', lambda: False)
+# CPU SDPA's flash kernel with a mask (torch >= 2.3); older torch runs a masked attention by its math path
+_cpu_flash_op = getattr(torch.ops.aten, '_scaled_dot_product_flash_attention_for_cpu', None)
+_CPU_FLASH_TAKES_MASK = _cpu_flash_op is not None and 'attn_mask' in str(_cpu_flash_op.default._schema)
 
 
 def is_compiling() -> bool:
@@ -25,6 +28,13 @@ def is_exporting() -> bool:
     """True while the calling code is traced for export: by ``torch.export`` (torch >= 2.6 says so) or by
     ``torch.onnx.export`` (its TorchScript exporter on every torch)."""
     return _is_torch_exporting() or torch.onnx.is_in_onnx_export()
+
+
+def cpu_flash_takes_mask() -> bool:
+    """Whether CPU ``F.scaled_dot_product_attention`` has a flash kernel that takes a mask (torch >= 2.3).
+    Older torch computes a masked attention by its math path, whole scores at once. Detected once, at
+    import, so that the answer is a constant under ``torch.compile``."""
+    return _CPU_FLASH_TAKES_MASK
 
 
 def is_tracing() -> bool:

@@ -14,15 +14,18 @@ The same ``softmax(QK^T / sqrt(d) + B) V`` as the module's plain formula, with t
   so memory stays bounded and the slices stay in cache.
 
 At LIT-S's stage 3 at 800x1216 (50 x 76 tokens, 12 heads of 32 channels), one attention call on 2 cores
-(torch 2.14, fp32): no bias at all 161 ms, the row-batched view 237-243 ms, blocks of 2 rows 416-437 ms;
-extra peak memory 85 MB and 140 MB for the last two. (The row-batched path gives the kernel 76 queries per
-batch entry, tiled 32 + 32 + 12: without a bias that layout alone takes 203 ms.)
+(torch 2.14, fp32, a fresh process per figure, medians): no bias at all 161 ms; the row-batched view
+229-297 ms, +72-87 MB peak memory; blocks of 2 rows 286-437 ms, +55-66 MB. In the whole LIT-S backbone
+(1x3x800x1216, alternating processes) 2.49-2.71 s against 2.99-3.36 s, at the same peak memory. (The
+row-batched path gives the kernel 76 queries per batch entry, tiled 32 + 32 + 12: without a bias that
+layout alone takes 203 ms.)
 """
-import functools
 from typing import Tuple
 
 import torch
 import torch.nn.functional as F
+
+from mmlit.utils.compat import cpu_flash_takes_mask
 
 from ..utils import resize_rel_pos_table
 from .param_cache import cached
@@ -34,14 +37,6 @@ BIAS_CACHE_BYTES = 32 * 2**20
 BIAS_BLOCK_BYTES = 32 * 2**20
 # The row-batched path runs while its windows (:func:`.rel_pos_bias_row_windows`) take at most this many bytes.
 BIAS_ROW_WINDOWS_BYTES = 64 * 2**20
-
-
-@functools.lru_cache(maxsize=None)
-def cpu_flash_takes_mask() -> bool:
-    """Whether CPU ``F.scaled_dot_product_attention`` has a flash kernel that takes a mask (torch >= 2.3).
-    Older torch computes a masked attention by its math path, whole scores at once."""
-    op = getattr(torch.ops.aten, '_scaled_dot_product_flash_attention_for_cpu', None)
-    return op is not None and 'attn_mask' in str(op.default._schema)
 
 
 def resized_table(attn, hw: Tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
@@ -123,9 +118,8 @@ def row_batched_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tab
     in the heads dimension, sharing their head's keys and values (stride 0). The keys' rows and the queries'
     columns go in reverse order, as the view wants them. The kernel then takes one head's rows one after
     another, while that head's keys, values and bias windows are in cache (10% faster than rows outside
-    heads). The CPU flash kernel reads
-    the mask by its strides. Not for autograd: its backward would give each row its own copy of the keys'
-    gradients.
+    heads). The CPU flash kernel reads the mask by its strides. Not for autograd: its backward would give
+    each row its own copy of the keys' gradients.
 
     Args:
         q, k, v (Tensor): (B, heads, H*W, d) each.

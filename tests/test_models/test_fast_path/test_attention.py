@@ -4,10 +4,10 @@ import torch
 
 from mmlit.models.fast_path import attention as fast_attention_module
 from mmlit.models.fast_path import rel_pos_bias_from_table
-from mmlit.models.fast_path.attention import cpu_flash_takes_mask
 from mmlit.models.fast_path.rel_pos_bias import rel_pos_bias_row_windows, rel_pos_bias_rows_view
 from mmlit.models.layers import GlobalMultiheadAttention
 from mmlit.models.layers.plain_attention import reference_attention
+from mmlit.utils.compat import cpu_flash_takes_mask
 
 
 def make_attention(rel_pos=True, heads=3, dims=24):
@@ -97,8 +97,8 @@ def test_row_batched_attention_in_inference(monkeypatch, hw):
 
 
 def test_cpu_flash_takes_a_strided_mask():
-    """The row-batched path's premise, checked on the running torch: the CPU flash kernel reads a mask by its
-    strides (a view with a stride-0 dimension and overlapping rows) as it reads the mask made contiguous."""
+    """The row-batched path's premise, checked on the running torch: the CPU flash kernel reads a strided mask
+    (a view whose rows overlap) and stride-0 keys and values as it reads them made contiguous."""
     if not cpu_flash_takes_mask():
         pytest.skip('this torch has no CPU flash kernel with a mask; the row-batched path is off')
     q, k, v = torch.randn(3, 4, 5, 8), torch.randn(1, 4, 30, 8), torch.randn(1, 4, 30, 8)
