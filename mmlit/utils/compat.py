@@ -17,6 +17,12 @@ _is_torch_exporting = getattr(_compiler, 'is_exporting', lambda: False)
 # CPU SDPA's flash kernel with a mask (torch >= 2.3); older torch runs a masked attention by its math path
 _cpu_flash_op = getattr(torch.ops.aten, '_scaled_dot_product_flash_attention_for_cpu', None)
 _CPU_FLASH_TAKES_MASK = _cpu_flash_op is not None and 'attn_mask' in str(_cpu_flash_op.default._schema)
+# whether CPU autocast is on: is_autocast_enabled('cpu') on torch >= 2.4, where is_autocast_cpu_enabled is deprecated
+try:
+    torch.is_autocast_enabled('cpu')
+    _IS_AUTOCAST_ENABLED_TAKES_DEVICE = True
+except TypeError:  # torch < 2.4: no argument
+    _IS_AUTOCAST_ENABLED_TAKES_DEVICE = False
 
 
 def is_compiling() -> bool:
@@ -35,6 +41,13 @@ def cpu_flash_takes_mask() -> bool:
     Older torch computes a masked attention by its math path, whole scores at once. Detected once, at
     import, so that the answer is a constant under ``torch.compile``."""
     return _CPU_FLASH_TAKES_MASK
+
+
+def cpu_autocast_enabled() -> bool:
+    """Whether CPU autocast is on here (``torch.autocast('cpu')``), on every supported torch."""
+    if _IS_AUTOCAST_ENABLED_TAKES_DEVICE:
+        return torch.is_autocast_enabled('cpu')
+    return torch.is_autocast_cpu_enabled()
 
 
 def is_tracing() -> bool:

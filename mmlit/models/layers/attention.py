@@ -14,6 +14,7 @@ from mmengine.model.weight_init import trunc_normal_
 from mmlit.utils.compat import is_exporting
 
 from ..fast_path import fast_attention
+from ..fast_path.linear import linear, onednn_linear_usable
 from ..utils import rel_pos_bias_by_index, resize_rel_pos_table
 
 
@@ -81,7 +82,10 @@ class GlobalMultiheadAttention(BaseModule):
             Tensor: The output tokens, (B, N, C).
         """
         B, N, C = x.shape
-        q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+        # CPU inference: the projections' biases added inside oneDNN's GEMMs (fast_path.linear)
+        onednn = self.fast_path and not self.training and onednn_linear_usable(x, self.qkv, self.proj)
+        qkv = linear(x, self.qkv, onednn=onednn)
+        q, k, v = qkv.view(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
         if self.fast_path and not is_exporting():
             x = fast_attention(self, q, k, v, hw)
         else:
@@ -91,7 +95,7 @@ class GlobalMultiheadAttention(BaseModule):
             attn = F.dropout(attn.softmax(dim=-1), self.attn_drop, self.training)
             x = attn @ v
         x = x.transpose(1, 2).reshape(B, N, C)
-        return self.proj_drop(self.proj(x))
+        return self.proj_drop(linear(x, self.proj, onednn=onednn))
 
     def relative_position_bias(self, hw: Tuple[int, int]) -> torch.Tensor:
         """The bias B of an H x W grid, (heads, H*W, H*W): the table resized to (2H-1) x (2W-1) relative

@@ -13,6 +13,7 @@ from mmcv.cnn.bricks.transformer import FFN
 from mmengine.model import BaseModule
 
 from ..fast_path import per_token_chunks
+from ..fast_path.linear import linear, onednn_linear_usable
 from .attention import GlobalMultiheadAttention
 from .conv_ffn import ConvFFN
 from .hilo_attention import HiLoAttention
@@ -45,8 +46,23 @@ def _residual_mlp(block: BaseModule, norm: torch.nn.Module, x: torch.Tensor, hw:
     torch 2.1 cannot trace it and splits the graph there).
     """
     ffn = block.ffn
+    if block.fast_path and _fusable_ffn(ffn) and onednn_linear_usable(x, ffn.layers[0][0], ffn.layers[1]):
+        # CPU inference: the bias, the GELU and the residual add inside oneDNN's GEMMs
+        hidden = linear(norm(x), ffn.layers[0][0], gelu=True, onednn=True)
+        return linear(hidden, ffn.layers[1], residual=x, onednn=True)
     branch = ffn(norm(x), hw) if isinstance(ffn, ConvFFN) else ffn.gamma2(ffn.layers(norm(x)))
     return x + ffn.dropout_layer(branch)
+
+
+def _fusable_ffn(ffn: torch.nn.Module) -> bool:
+    """Whether ``ffn`` computes ``fc2(GELU(fc1(x)))`` exactly, its dropouts, layer scale and DropPath all
+    identities: an mmcv ``FFN`` of two linear layers and the exact GELU, in eval mode."""
+    if not isinstance(ffn, FFN) or ffn.training or not isinstance(ffn.gamma2, torch.nn.Identity):
+        return False
+    layers = ffn.layers
+    return (len(layers) == 3 and isinstance(layers[0], torch.nn.Sequential) and len(layers[0]) == 3
+            and isinstance(layers[0][0], torch.nn.Linear) and isinstance(layers[0][1], torch.nn.GELU)
+            and layers[0][1].approximate == 'none' and isinstance(layers[1], torch.nn.Linear))
 
 
 def _mlp_branch(block: BaseModule, norm: torch.nn.Module, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:

@@ -74,4 +74,7 @@ def test_eval_forward_every_arch(arch):
     for a, b, c in zip(outs, again, plain):
         assert torch.isfinite(a).all()
         torch.testing.assert_close(a, b, rtol=0, atol=0)
-        torch.testing.assert_close(a, c.detach(), rtol=1e-5, atol=1e-5)
+        # float32 rounding: the fast path sums in another order (oneDNN's GEMMs on the CPU, SDPA); it is
+        # as far from float64 as the plain path is (a few 1e-6 of the largest output). The tanh GELU in
+        # place of the exact one would differ by 1e-3 of it
+        torch.testing.assert_close(a, c.detach(), rtol=0, atol=2e-5 * c.abs().max().item())

@@ -1,0 +1,129 @@
+"""oneDNN's fused linear layers give the plain layers' results, and run only for float32 CPU inference."""
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.profiler import ProfilerActivity, profile
+
+from mmlit.models.fast_path import linear as linear_module
+from mmlit.models.fast_path import set_fast_path
+from mmlit.models.fast_path.linear import linear, onednn_linear_usable
+from mmlit.models.layers import GlobalMultiheadAttention, MLPBlock, MSABlock
+
+needs_onednn = pytest.mark.skipif(not linear_module._HAS_ONEDNN_LINEAR, reason='torch built without oneDNN')
+
+
+def _layer(cin=24, cout=40, bias=True):
+    torch.manual_seed(0)
+    layer = nn.Linear(cin, cout, bias=bias)
+    with torch.no_grad():
+        if bias:
+            layer.bias.normal_(0, 1)  # a bias large enough to matter
+    return layer
+
+
+def _ops(fn) -> set:
+    """Names of the ops ``fn()`` runs."""
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    return {event.key for event in prof.key_averages()}
+
+
+@needs_onednn
+@pytest.mark.parametrize('bias', [True, False])
+@pytest.mark.parametrize('shape', [(7, 24), (2, 33, 24)])
+def test_fused_linear_equals_plain(bias, shape):
+    layer = _layer(bias=bias)
+    x = torch.randn(shape)
+    residual = torch.randn(*shape[:-1], 40)
+    with torch.no_grad():
+        assert onednn_linear_usable(x, layer)
+        plain = F.linear(x, layer.weight, layer.bias)
+        torch.testing.assert_close(linear(x, layer, onednn=True), plain, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(linear(x, layer, gelu=True, onednn=True), F.gelu(plain), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            linear(x, layer, residual=residual, onednn=True), residual + plain, rtol=1e-5, atol=1e-5)
+        # and the same without oneDNN
+        torch.testing.assert_close(linear(x, layer, gelu=True), F.gelu(plain), rtol=0, atol=0)
+        torch.testing.assert_close(linear(x, layer, residual=residual), residual + plain, rtol=0, atol=0)
+
+
+def test_gelu_and_residual_together_is_an_error():
+    layer = _layer()
+    x = torch.randn(3, 24)
+    with pytest.raises(ValueError, match='gelu or residual'):
+        linear(x, layer, gelu=True, residual=torch.zeros(3, 40))
+
+
+@needs_onednn
+@pytest.mark.filterwarnings('ignore:.*torch.jit.trace:FutureWarning')
+def test_usable_only_for_float32_cpu_inference():
+    layer = _layer()
+    x = torch.randn(3, 24)
+    with torch.no_grad():
+        assert onednn_linear_usable(x, layer)
+        assert not onednn_linear_usable(x.double(), layer)
+        assert not onednn_linear_usable(x, _layer().double())
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            assert not onednn_linear_usable(x, layer)
+        # a torch.jit.trace (FLOP counters) must record aten::linear
+        seen = []
+        torch.jit.trace(lambda t: seen.append(onednn_linear_usable(t, layer)) or t, x, check_trace=False)
+        assert seen == [False]
+    assert not onednn_linear_usable(x, layer)  # autograd needs the plain ops
+
+
+@needs_onednn
+@pytest.mark.parametrize('block_type', ['mlp', 'msa'])
+def test_blocks_take_the_fused_linears_in_cpu_inference(block_type):
+    """In eval without gradients the MLP (and the attention's projections) run oneDNN's fused linears and
+    no ``addmm``, with the plain results; in training, with gradients or with the fast path off they
+    take the plain layers."""
+    torch.manual_seed(0)
+    if block_type == 'mlp':
+        block = MLPBlock(16, mlp_ratio=4)
+    else:
+        block = MSABlock(16, 2, mlp_ratio=4, rel_pos_shape=(3, 3))
+    block.init_weights()
+    x = torch.randn(2, 12, 16)
+    hw = (3, 4)
+    block.eval()
+    with torch.no_grad():
+        fast = block(x, hw)
+        ops = _ops(lambda: block(x, hw))
+        assert 'mkldnn::_linear_pointwise' in ops and 'aten::addmm' not in ops and 'aten::gelu' not in ops
+        set_fast_path(block, False)
+        plain = block(x, hw)
+        assert 'mkldnn::_linear_pointwise' not in _ops(lambda: block(x, hw))
+        set_fast_path(block, True)
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
+    # with gradients, and in training mode without them
+    assert 'mkldnn::_linear_pointwise' not in _ops(lambda: block(x, hw))
+    block.train()
+    with torch.no_grad():
+        assert 'mkldnn::_linear_pointwise' not in _ops(lambda: block(x, hw))
+
+
+@needs_onednn
+def test_tanh_gelu_mlp_keeps_the_plain_layers():
+    """oneDNN's GELU post-op here is the exact one: an MLP with the tanh approximation stays plain."""
+    block = MLPBlock(16).eval()
+    block.ffn.layers[0][1] = nn.GELU(approximate='tanh')
+    x = torch.randn(1, 6, 16)
+    with torch.no_grad():
+        ops = _ops(lambda: block(x, (2, 3)))
+    assert 'mkldnn::_linear_pointwise' not in ops and 'aten::gelu' in ops
+
+
+@needs_onednn
+def test_attention_projections_fused_equal_plain():
+    torch.manual_seed(0)
+    attn = GlobalMultiheadAttention(24, 3).eval()
+    attn.init_weights()
+    x = torch.randn(2, 20, 24)
+    with torch.no_grad():
+        fast = attn(x, (4, 5))
+        plain = F.linear(x, attn.qkv.weight, attn.qkv.bias)
+        q, k, v = plain.view(2, 20, 3, 3, 8).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(2, 20, 24)
+        torch.testing.assert_close(fast, attn.proj(out), rtol=1e-5, atol=1e-5)
