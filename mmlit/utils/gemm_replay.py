@@ -15,10 +15,11 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_map
 
-# ATen ops that count as the step's matrix products (by overload packet name).
+# ATen ops that count as the step's matrix products (by overload packet name); ``_linear_pointwise`` is
+# oneDNN's linear with its fused bias and GELU / residual add (mmlit's CPU inference, inductor on CPU).
 GEMM_OPS = frozenset({
     'mm', 'addmm', 'bmm', 'baddbmm', 'addbmm', 'convolution', 'convolution_backward', 'mkldnn_convolution',
-    'cudnn_convolution', '_scaled_dot_product_flash_attention_for_cpu',
+    'cudnn_convolution', '_linear_pointwise', '_scaled_dot_product_flash_attention_for_cpu',
     '_scaled_dot_product_flash_attention_for_cpu_backward', '_scaled_dot_product_flash_attention',
     '_scaled_dot_product_flash_attention_backward', '_scaled_dot_product_efficient_attention',
     '_scaled_dot_product_efficient_attention_backward', '_scaled_dot_product_cudnn_attention',

@@ -51,3 +51,27 @@ def test_replay_computes_on_fresh_tensors_of_the_same_layout():
 
     replay_gemms([(Spy(), args, {})], repeat=1, warmup=0)
     assert seen == [[((32, 64), (1, 32)), ((64, 8), (8, 1))]]
+
+
+def test_records_every_linear_of_lit_inference():
+    """In CPU inference LIT's linear layers may run as oneDNN's fused linear: the bound counts them too,
+    one product per ``nn.Linear`` call."""
+    from mmlit.models import LIT
+    from mmlit.models.fast_path import set_fast_path
+    model = set_fast_path(LIT(arch='ti').eval(), False)
+    x = torch.randn(1, 3, 64, 64)
+    linears = []
+    hooks = [m.register_forward_pre_hook(lambda *_: linears.append(1)) for m in model.modules()
+             if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        model(x)  # how many times the plain path calls its linear modules
+    for hook in hooks:
+        hook.remove()
+    set_fast_path(model, True)
+    with torch.no_grad():
+        calls = record_gemms(lambda: model(x))
+    names = [op.overloadpacket.__name__ for op, _, _ in calls]
+    products = names.count('addmm') + names.count('mm') + names.count('_linear_pointwise')
+    assert products >= len(linears) > 0
+    times = replay_gemms(calls, repeat=1, warmup=0)
+    assert times['total'] > 0

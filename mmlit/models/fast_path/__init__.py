@@ -10,6 +10,8 @@ when it is on:
   sizes read by every row of queries as a view of one small tensor (CPU inference), or built per block
   of query rows (training, GPUs);
 - :mod:`.mlp`: the MLP of inference over chunks of tokens;
+- :mod:`.linear`: on the CPU in float32 inference, the MLP's and the attention's linear layers through
+  oneDNN, with the bias, the GELU and the residual add inside the GEMM;
 - :mod:`.position_embedding`: the resized position embedding, cached in eval mode;
 - :mod:`.short_keys`: HiLo's attention over few keys (its windows, its pooled keys at classification
   sizes) as two matmuls on CPU;
