@@ -14,7 +14,7 @@ from mmengine.model.weight_init import trunc_normal_
 from mmlit.utils.compat import is_exporting
 
 from ..fast_path import fast_attention
-from ..fast_path.linear import linear, onednn_linear_usable
+from ..fast_path.linear import fused_linear, onednn_linear_usable
 from ..utils import rel_pos_bias_by_index, resize_rel_pos_table
 
 
@@ -36,7 +36,9 @@ class GlobalMultiheadAttention(BaseModule):
         fast_path (bool): Compute the attention with :func:`~mmlit.models.fast_path.fast_attention`
             (``F.scaled_dot_product_attention``, the bias as windows of its table, cached in eval mode; at
             large sizes a view per row of queries (CPU inference) or built per block of queries) instead of
-            the plain formula. Same results. Exporters always get the plain formula. Defaults to True.
+            the plain formula, and in CPU inference the projections through oneDNN
+            (:mod:`mmlit.models.fast_path.linear`). Same results. Exporters always get the plain formula.
+            Defaults to True.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -83,8 +85,8 @@ class GlobalMultiheadAttention(BaseModule):
         """
         B, N, C = x.shape
         # CPU inference: the projections' biases added inside oneDNN's GEMMs (fast_path.linear)
-        onednn = self.fast_path and not self.training and onednn_linear_usable(x, self.qkv, self.proj)
-        qkv = linear(x, self.qkv, onednn=onednn)
+        onednn = self.fast_path and onednn_linear_usable(x, self.qkv, self.proj)
+        qkv = fused_linear(x, self.qkv) if onednn else self.qkv(x)
         q, k, v = qkv.view(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
         if self.fast_path and not is_exporting():
             x = fast_attention(self, q, k, v, hw)
@@ -95,7 +97,7 @@ class GlobalMultiheadAttention(BaseModule):
             attn = F.dropout(attn.softmax(dim=-1), self.attn_drop, self.training)
             x = attn @ v
         x = x.transpose(1, 2).reshape(B, N, C)
-        return self.proj_drop(linear(x, self.proj, onednn=onednn))
+        return self.proj_drop(fused_linear(x, self.proj) if onednn else self.proj(x))
 
     def relative_position_bias(self, hw: Tuple[int, int]) -> torch.Tensor:
         """The bias B of an H x W grid, (heads, H*W, H*W): the table resized to (2H-1) x (2W-1) relative

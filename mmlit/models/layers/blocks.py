@@ -13,7 +13,7 @@ from mmcv.cnn.bricks.transformer import FFN
 from mmengine.model import BaseModule
 
 from ..fast_path import per_token_chunks
-from ..fast_path.linear import linear, onednn_linear_usable
+from ..fast_path.linear import fused_linear, has_forward_hooks, onednn_linear_usable
 from .attention import GlobalMultiheadAttention
 from .conv_ffn import ConvFFN
 from .hilo_attention import HiLoAttention
@@ -38,38 +38,51 @@ def _ffn(embed_dims: int, mlp_ratio: float, drop_rate: float, drop_path_rate: fl
         add_identity=True)
 
 
-def _residual_mlp(block: BaseModule, norm: torch.nn.Module, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+def _residual_mlp(block: BaseModule,
+                  norm: torch.nn.Module,
+                  x: torch.Tensor,
+                  hw: Tuple[int, int],
+                  fused: bool = False) -> torch.Tensor:
     """``x + DropPath(MLP(LN(x)))`` with the block's MLP (``block.ffn``).
 
     For an mmcv ``FFN``, what ``ffn(norm(x), identity=x)`` computes, without the signature inspection
     that the deprecation decorator of mmcv's ``FFN.forward`` runs on every call (``torch.compile`` of
-    torch 2.1 cannot trace it and splits the graph there).
+    torch 2.1 cannot trace it and splits the graph there). With ``fused`` (only where :func:`_fusable_mlp`
+    holds), the same through oneDNN: the biases, the GELU and the residual add inside the GEMMs.
     """
     ffn = block.ffn
-    if block.fast_path and _fusable_ffn(ffn) and onednn_linear_usable(x, ffn.layers[0][0], ffn.layers[1]):
-        # CPU inference: the bias, the GELU and the residual add inside oneDNN's GEMMs
-        hidden = linear(norm(x), ffn.layers[0][0], gelu=True, onednn=True)
-        return linear(hidden, ffn.layers[1], residual=x, onednn=True)
+    if fused:
+        hidden = fused_linear(norm(x), ffn.layers[0][0], gelu=True)
+        return fused_linear(hidden, ffn.layers[1], residual=x)
     branch = ffn(norm(x), hw) if isinstance(ffn, ConvFFN) else ffn.gamma2(ffn.layers(norm(x)))
     return x + ffn.dropout_layer(branch)
 
 
-def _fusable_ffn(ffn: torch.nn.Module) -> bool:
-    """Whether ``ffn`` computes ``fc2(GELU(fc1(x)))`` exactly, its dropouts, layer scale and DropPath all
-    identities: an mmcv ``FFN`` of two linear layers and the exact GELU, in eval mode."""
-    if not isinstance(ffn, FFN) or ffn.training or not isinstance(ffn.gamma2, torch.nn.Identity):
+def _fusable_mlp(block: BaseModule, x: torch.Tensor) -> bool:
+    """Whether the block's MLP on ``x`` may run through oneDNN's fused linears: an mmcv ``FFN`` that
+    computes exactly ``x + fc2(GELU(fc1(x)))`` (two plain linear layers, the exact GELU, no layer scale,
+    every dropout and DropPath in eval mode, no forward hooks on any of its modules), in float32 CPU
+    inference (:func:`~mmlit.models.fast_path.linear.onednn_linear_usable`)."""
+    ffn = block.ffn
+    if not (block.fast_path and isinstance(ffn, FFN) and isinstance(ffn.gamma2, torch.nn.Identity)):
         return False
     layers = ffn.layers
-    return (len(layers) == 3 and isinstance(layers[0], torch.nn.Sequential) and len(layers[0]) == 3
-            and isinstance(layers[0][0], torch.nn.Linear) and isinstance(layers[0][1], torch.nn.GELU)
-            and layers[0][1].approximate == 'none' and isinstance(layers[1], torch.nn.Linear))
+    if not (len(layers) == 3 and isinstance(layers[0], torch.nn.Sequential) and len(layers[0]) == 3
+            and type(layers[0][1]) is torch.nn.GELU and layers[0][1].approximate == 'none'):
+        return False
+    bypassed = [*layers.modules(), ffn.gamma2, ffn.dropout_layer]  # modules the fused path does not call
+    if any(m.training or has_forward_hooks(m) for m in bypassed):
+        return False
+    return onednn_linear_usable(x, layers[0][0], layers[1])
 
 
 def _mlp_branch(block: BaseModule, norm: torch.nn.Module, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
     """``x + DropPath(MLP(LN(x)))``; on the fast path, an MLP without a depthwise conv (its tokens are
-    independent) runs over chunks of tokens (:func:`~mmlit.models.fast_path.per_token_chunks`)."""
+    independent) runs over chunks of tokens (:func:`~mmlit.models.fast_path.per_token_chunks`), in CPU
+    inference through oneDNN's fused linears (:mod:`mmlit.models.fast_path.linear`)."""
     if block.fast_path and not isinstance(block.ffn, ConvFFN):
-        return per_token_chunks(lambda t: _residual_mlp(block, norm, t, hw), x)
+        fused = _fusable_mlp(block, x)
+        return per_token_chunks(lambda t: _residual_mlp(block, norm, t, hw, fused), x)
     return _residual_mlp(block, norm, x, hw)
 
 
@@ -86,7 +99,8 @@ class MLPBlock(BaseModule):
         norm_cfg (dict): Normalisation before the MLP. Defaults to ``dict(type='LN')``.
         dw_conv (bool): LITv2's MLP, with a depthwise 3x3 conv (:class:`ConvFFN`). Defaults to False.
         fast_path (bool): Run inference over chunks of tokens (:mod:`mmlit.models.fast_path.mlp`; not with
-            ``dw_conv``); same results. Defaults to True.
+            ``dw_conv``), on the CPU through oneDNN's fused linears (:mod:`mmlit.models.fast_path.linear`);
+            same results. Defaults to True.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -132,8 +146,9 @@ class MSABlock(BaseModule):
             or projection dropout, so ``attn_drop_rate`` and ``drop_rate`` apply to the MLP only).
             Defaults to None.
         dw_conv (bool): LITv2's MLP, with a depthwise 3x3 conv (:class:`ConvFFN`). Defaults to False.
-        fast_path (bool): Run inference of the MLP over chunks of tokens (:mod:`mmlit.models.fast_path.mlp`)
-            and the attention on its fast path (see :class:`GlobalMultiheadAttention`); same results.
+        fast_path (bool): Run inference of the MLP over chunks of tokens (:mod:`mmlit.models.fast_path.mlp`),
+            on the CPU through oneDNN's fused linears (:mod:`mmlit.models.fast_path.linear`), and the
+            attention on its fast path (see :class:`GlobalMultiheadAttention`); same results.
             Defaults to True.
         init_cfg (dict, optional): Initialisation config.
     """
