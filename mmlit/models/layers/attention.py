@@ -85,7 +85,7 @@ class GlobalMultiheadAttention(BaseModule):
         """
         B, N, C = x.shape
         # CPU inference: the projections' biases added inside oneDNN's GEMMs (fast_path.linear)
-        onednn = self.fast_path and onednn_linear_usable(x, self.qkv, self.proj)
+        onednn = self.fast_path and not self.training and onednn_linear_usable(x, self.qkv, self.proj)
         qkv = fused_linear(x, self.qkv) if onednn else self.qkv(x)
         q, k, v = qkv.view(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
         if self.fast_path and not is_exporting():

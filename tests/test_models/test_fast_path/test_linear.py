@@ -66,6 +66,7 @@ def test_gelu_and_residual_together_is_an_error():
 
 @needs_onednn
 @pytest.mark.filterwarnings('ignore:.*torch.jit.trace:FutureWarning')
+@pytest.mark.filterwarnings('ignore:torch.ao.quantization is deprecated:DeprecationWarning')
 def test_usable_only_for_float32_cpu_inference_of_plain_linears():
     layer = _layer()
     x = torch.randn(3, 24)
@@ -75,8 +76,11 @@ def test_usable_only_for_float32_cpu_inference_of_plain_linears():
         assert not onednn_linear_usable(x, _layer().double())
         with torch.autocast('cpu', dtype=torch.bfloat16):
             assert not onednn_linear_usable(x, layer)
-        with torch.backends.mkldnn.flags(enabled=False):
+        torch.backends.mkldnn.enabled = False
+        try:
             assert not onednn_linear_usable(x, layer)
+        finally:
+            torch.backends.mkldnn.enabled = True
         # a torch.jit.trace (FLOP counters) must record aten::linear
         seen = []
         torch.jit.trace(lambda t: seen.append(onednn_linear_usable(t, layer)) or t, x, check_trace=False)
