@@ -67,6 +67,7 @@ def test_gelu_and_residual_together_is_an_error():
 @needs_onednn
 @pytest.mark.filterwarnings('ignore:.*torch.jit.trace:FutureWarning')
 @pytest.mark.filterwarnings('ignore:torch.ao.quantization is deprecated:DeprecationWarning')
+@pytest.mark.filterwarnings('ignore:torch.quantize_per_tensor:UserWarning')
 def test_usable_only_for_float32_cpu_inference_of_plain_linears():
     layer = _layer()
     x = torch.randn(3, 24)
