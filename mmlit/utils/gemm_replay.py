@@ -92,3 +92,21 @@ def replay_gemms(calls: List[tuple], repeat: int = 5, warmup: int = 2) -> Dict[s
     totals = [sum(r.values()) for r in runs]
     median = runs[totals.index(statistics.median_low(totals))]
     return dict(median, total=sum(median.values()))
+
+
+def describe_bound(gemms: Dict[str, float], step_seconds: float, what: str = 'step') -> str:
+    """One line on the GEMM bound: the replayed products' total and per-op times (``gemms``, as
+    :func:`replay_gemms` returns them) and the ``step_seconds`` it bounds, as a fraction of the step.
+
+    A replay more than 10% slower than the whole step cannot be a bound: the products ran slower alone
+    than inside the step (the process's state, e.g. page faults or a busy machine). The line then says so
+    instead of letting the fraction pass for a measurement."""
+    total = gemms['total']
+    per_op = ', '.join(f'{op} {t * 1e3:.1f}' for op, t in sorted(gemms.items(), key=lambda kv: -kv[1])
+                       if op != 'total')
+    line = (f'its own matrix products alone take {total * 1e3:.1f} ms ({per_op}); the {what} runs at '
+            f'{100 * total / step_seconds:.0f}% of that bound')
+    if total > 1.1 * step_seconds:
+        line += (' (the replay was slower than the whole step: not a bound in this process, where the '
+                 'products ran slower alone; measure again)')
+    return line

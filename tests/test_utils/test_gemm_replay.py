@@ -75,3 +75,13 @@ def test_records_every_linear_of_lit_inference():
     assert products >= len(linears) > 0
     times = replay_gemms(calls, repeat=1, warmup=0)
     assert times['total'] > 0
+
+
+def test_describe_bound_flags_a_replay_slower_than_the_step():
+    from mmlit.utils.gemm_replay import describe_bound
+    gemms = dict(addmm=0.2, convolution=0.1, total=0.3)
+    line = describe_bound(gemms, 0.4, 'inference')
+    assert line == ('its own matrix products alone take 300.0 ms (addmm 200.0, convolution 100.0); the inference '
+                    'runs at 75% of that bound')
+    assert 'not a bound' in describe_bound(gemms, 0.25)  # 120%: the replay was slower than the step
+    assert 'not a bound' not in describe_bound(gemms, 0.29)  # within 10%: replay noise

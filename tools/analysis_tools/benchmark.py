@@ -291,6 +291,7 @@ def model_flops(spec: str, shape) -> float:
 
 def measure_and_report(args, spec: str, peak: float, save_outputs: str = None, label: str = None) -> dict:
     """Measure ``spec`` in a fresh process, print its figures and return them."""
+    from mmlit.utils.gemm_replay import describe_bound
     res = run_child(args, spec, save_outputs)
     stats = summarise(res['times'])
     macs = model_flops(spec, args.shape) * args.batch
@@ -310,10 +311,7 @@ def measure_and_report(args, spec: str, peak: float, save_outputs: str = None, l
           f'  memory: {mem}\n'
           f'  compute: {macs / args.batch / 1e9:.2f} GMACs/img, achieved {achieved / 1e9:.1f} GFLOP/s = '
           f'{100 * achieved / peak:.0f}% of the fp32 matmul peak\n'
-          f"  GEMM bound: its own matrix products alone take {res['gemms']['total'] * 1e3:.1f} ms ("
-          + ', '.join(f'{op} {t * 1e3:.1f}' for op, t in sorted(res['gemms'].items(), key=lambda kv: -kv[1])
-                      if op != 'total')
-          + f"); the {mode} runs at {100 * res['gemms']['total'] / stats['median']:.0f}% of that bound", flush=True)
+          f"  GEMM bound: {describe_bound(res['gemms'], stats['median'], mode)}", flush=True)
     if 'vs_fp32' in res:
         acc = res['vs_fp32']
         print(f"  {args.dtype} against float32 (the same weights and inputs): max |diff| {acc['max_abs_diff']:.3g} "
