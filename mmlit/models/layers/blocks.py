@@ -48,9 +48,11 @@ def _residual_mlp(block: BaseModule,
     For an mmcv ``FFN``, what ``ffn(norm(x), identity=x)`` computes, without the signature inspection
     that the deprecation decorator of mmcv's ``FFN.forward`` runs on every call (``torch.compile`` of
     torch 2.1 cannot trace it and splits the graph there). With ``fused`` (only where :func:`_fusable_mlp`
-    holds), the same through oneDNN: the biases, the GELU and the residual add inside the GEMMs.
+    holds), the same through oneDNN: the biases, the GELU (LIT's MLP) and the residual add inside the GEMMs.
     """
     ffn = block.ffn
+    if fused and isinstance(ffn, ConvFFN):
+        return ffn.forward_fused(norm(x), hw, identity=x)
     if fused:
         hidden = fused_linear(norm(x), ffn.layers[0][0], gelu=True)
         return fused_linear(hidden, ffn.layers[1], residual=x)
@@ -59,12 +61,17 @@ def _residual_mlp(block: BaseModule,
 
 
 def _fusable_mlp(block: BaseModule, x: torch.Tensor) -> bool:
-    """Whether the block's MLP on ``x`` may run through oneDNN's fused linears: an mmcv ``FFN`` that
-    computes exactly ``x + fc2(GELU(fc1(x)))`` (two plain linear layers, the exact GELU, no layer scale,
-    every dropout and DropPath in eval mode, no forward hooks on any of its modules), in float32 CPU
-    inference (:func:`~mmlit.models.fast_path.linear.onednn_linear_usable`)."""
+    """Whether the block's MLP on ``x`` may run through oneDNN's fused linears, in float32 CPU inference
+    (:func:`~mmlit.models.fast_path.linear.onednn_linear_usable`): LIT's mmcv ``FFN`` when it computes
+    exactly ``x + fc2(GELU(fc1(x)))`` (two plain linear layers, the exact GELU, no layer scale, every
+    dropout and DropPath in eval mode, no forward hooks on any of its modules); LITv2's
+    :class:`ConvFFN` where :meth:`ConvFFN.fusable`."""
     ffn = block.ffn
-    if not (block.fast_path and isinstance(ffn, FFN) and isinstance(ffn.gamma2, torch.nn.Identity)):
+    if not block.fast_path:
+        return False
+    if isinstance(ffn, ConvFFN):
+        return ffn.fusable(x)
+    if not (isinstance(ffn, FFN) and isinstance(ffn.gamma2, torch.nn.Identity)):
         return False
     layers = ffn.layers
     if not (len(layers) == 3 and isinstance(layers[0], torch.nn.Sequential) and len(layers[0]) == 3
@@ -78,12 +85,12 @@ def _fusable_mlp(block: BaseModule, x: torch.Tensor) -> bool:
 
 def _mlp_branch(block: BaseModule, norm: torch.nn.Module, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
     """``x + DropPath(MLP(LN(x)))``; on the fast path, an MLP without a depthwise conv (its tokens are
-    independent) runs over chunks of tokens (:func:`~mmlit.models.fast_path.per_token_chunks`), in CPU
-    inference through oneDNN's fused linears (:mod:`mmlit.models.fast_path.linear`)."""
+    independent) runs over chunks of tokens (:func:`~mmlit.models.fast_path.per_token_chunks`), and in CPU
+    inference either MLP through oneDNN's fused linears (:mod:`mmlit.models.fast_path.linear`)."""
+    fused = _fusable_mlp(block, x)
     if block.fast_path and not isinstance(block.ffn, ConvFFN):
-        fused = _fusable_mlp(block, x)
         return per_token_chunks(lambda t: _residual_mlp(block, norm, t, hw, fused), x)
-    return _residual_mlp(block, norm, x, hw)
+    return _residual_mlp(block, norm, x, hw, fused)
 
 
 class MLPBlock(BaseModule):
@@ -99,8 +106,8 @@ class MLPBlock(BaseModule):
         norm_cfg (dict): Normalisation before the MLP. Defaults to ``dict(type='LN')``.
         dw_conv (bool): LITv2's MLP, with a depthwise 3x3 conv (:class:`ConvFFN`). Defaults to False.
         fast_path (bool): Run inference over chunks of tokens (:mod:`mmlit.models.fast_path.mlp`; not with
-            ``dw_conv``), on the CPU through oneDNN's fused linears (:mod:`mmlit.models.fast_path.linear`);
-            same results. Defaults to True.
+            ``dw_conv``) and, on the CPU, through oneDNN's fused linears
+            (:mod:`mmlit.models.fast_path.linear`); same results. Defaults to True.
         init_cfg (dict, optional): Initialisation config.
     """
 

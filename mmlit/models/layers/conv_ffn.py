@@ -6,6 +6,8 @@ import torch.nn as nn
 from mmcv.cnn.bricks.drop import build_dropout
 from mmengine.model import BaseModule
 
+from ..fast_path.linear import fused_linear, has_forward_hooks, onednn_linear_usable
+
 
 class ConvFFN(BaseModule):
     """``fc2(drop(GELU(DWConv3x3(fc1(x)))))``, then dropout; the depthwise convolution mixes each token
@@ -45,7 +47,25 @@ class ConvFFN(BaseModule):
 
         The tokens are the channels-last memory of the (B, C, H, W) map, so the depthwise conv reads them
         and its output goes back to tokens without a copy either way."""
-        B, N, _ = x.shape
-        x = self.fc1(x)
-        x = self.dwconv(x.view(B, *hw, -1).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).reshape(B, N, -1)
+        x = self._dwconv_tokens(self.fc1(x), hw)
         return self.drop(self.fc2(self.drop(self.act(x))))
+
+    def _dwconv_tokens(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        """The depthwise conv of hidden tokens (B, H*W, C'), as tokens."""
+        B, N, _ = x.shape
+        return self.dwconv(x.view(B, *hw, -1).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).reshape(B, N, -1)
+
+    def fusable(self, x: torch.Tensor) -> bool:
+        """Whether :meth:`forward_fused` may compute this MLP on ``x``: float32 CPU inference
+        (:func:`~mmlit.models.fast_path.linear.onednn_linear_usable`) with plain linear layers, both
+        dropouts and DropPath in eval mode and without forward hooks (the fused path does not call them)."""
+        bypassed = (self, self.drop, self.dropout_layer)
+        if any(m.training or has_forward_hooks(m) for m in bypassed):
+            return False
+        return onednn_linear_usable(x, self.fc1, self.fc2)
+
+    def forward_fused(self, x: torch.Tensor, hw: Tuple[int, int], identity: torch.Tensor) -> torch.Tensor:
+        """``identity + forward(x, hw)`` where :meth:`fusable`: both linear layers through oneDNN, the
+        biases and the residual add inside their GEMMs (:mod:`mmlit.models.fast_path.linear`)."""
+        x = self._dwconv_tokens(fused_linear(x, self.fc1), hw)
+        return fused_linear(self.act(x), self.fc2, residual=identity)

@@ -34,7 +34,10 @@ def _ops(fn) -> set:
 
 def _block(block_type='mlp'):
     torch.manual_seed(0)
-    block = MLPBlock(16, mlp_ratio=4) if block_type == 'mlp' else MSABlock(16, 2, mlp_ratio=4, rel_pos_shape=(3, 3))
+    if block_type == 'msa':
+        block = MSABlock(16, 2, mlp_ratio=4, rel_pos_shape=(3, 3))
+    else:  # LIT's MLP, or LITv2's with the depthwise conv
+        block = MLPBlock(16, mlp_ratio=4, dw_conv=block_type == 'conv_ffn')
     block.init_weights()
     return block.eval()
 
@@ -108,7 +111,7 @@ def test_usable_only_for_float32_cpu_inference_of_plain_linears():
 
 
 @needs_onednn
-@pytest.mark.parametrize('block_type', ['mlp', 'msa'])
+@pytest.mark.parametrize('block_type', ['mlp', 'msa', 'conv_ffn'])
 def test_blocks_take_the_fused_linears_in_cpu_inference(block_type):
     """In eval without gradients the MLP (and the attention's projections) run oneDNN's fused linears and
     no ``addmm``, with the plain results; in training, with gradients or with the fast path off they
@@ -119,7 +122,9 @@ def test_blocks_take_the_fused_linears_in_cpu_inference(block_type):
     with torch.no_grad():
         fast = block(x, hw)
         ops = _ops(lambda: block(x, hw))
-        assert FUSED in ops and 'aten::addmm' not in ops and 'aten::gelu' not in ops
+        assert FUSED in ops and 'aten::addmm' not in ops
+        if block_type != 'conv_ffn':  # LITv2's GELU comes after the depthwise conv
+            assert 'aten::gelu' not in ops
         set_fast_path(block, False)
         plain = block(x, hw)
         assert FUSED not in _ops(lambda: block(x, hw))
@@ -188,3 +193,24 @@ def test_attention_projections_fused_equal_plain():
         # a hook on a projection keeps the plain projections
         attn.proj.register_forward_hook(lambda *_: None)
         assert FUSED not in _ops(lambda: attn(x, (4, 5)))
+
+
+@needs_onednn
+def test_conv_ffn_keeps_the_plain_layers_where_fusing_would_change_it():
+    """LITv2's MLP: a dropout or DropPath in training mode inside an eval model, or a hook on the MLP or a
+    module it would skip, keep the plain layers."""
+    x = torch.randn(1, 6, 16)
+
+    def fused(block):
+        with torch.no_grad():
+            return FUSED in _ops(lambda: block(x, (2, 3)))
+
+    assert fused(_block('conv_ffn'))
+    for name in ('drop', 'dropout_layer'):
+        block = _block('conv_ffn')
+        block.ffn.get_submodule(name).train()
+        assert not fused(block), name
+    for name in ('', 'drop', 'fc2'):
+        block = _block('conv_ffn')
+        block.ffn.get_submodule(name).register_forward_pre_hook(lambda *_: None)
+        assert not fused(block), name
