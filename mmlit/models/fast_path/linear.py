@@ -15,7 +15,7 @@ was measured), with ``torch.backends.mkldnn`` enabled, and for plain ``nn.Linear
 hooks (quantized, QAT, LoRA-style or hooked layers keep their own forward). Forward-mode AD under
 ``no_grad`` is not supported on this path.
 """
-from typing import Optional
+from typing import Iterable, Optional
 
 import torch
 import torch.nn as nn
@@ -46,24 +46,29 @@ _HAS_ONEDNN_LINEAR = _detect_onednn_linear()
 _PLAIN_LINEAR_FORWARDS = (nn.Linear.forward, MMCVLinear.forward)
 
 
-def has_forward_hooks(module: nn.Module) -> bool:
+def _has_forward_hooks(module: nn.Module) -> bool:
     """Whether calling ``module`` would run forward (pre-)hooks, its own or global ones."""
     return bool(module._forward_hooks or module._forward_pre_hooks or _module._global_forward_hooks
                 or _module._global_forward_pre_hooks)
 
 
-def onednn_linear_usable(x: torch.Tensor, *layers: nn.Module) -> bool:
+def onednn_linear_usable(x: torch.Tensor, *layers: nn.Module, skipped: Iterable[nn.Module] = ()) -> bool:
     """Whether :func:`fused_linear` computes what ``layers`` would on ``x``: float32 CPU inference on a
     supported CPU, outside tracing and autocast, and each layer a plain ``nn.Linear`` with float32
-    weights and no forward hooks."""
+    weights and no forward hooks.
+
+    ``skipped`` are the other modules a fused computation does not call (dropouts, DropPath, the module
+    whose forward it replaces): each must be in eval mode, where it is the identity, and without hooks."""
     if not (_HAS_ONEDNN_LINEAR and torch.backends.mkldnn.enabled and x.device.type == 'cpu'
             and x.dtype == torch.float32 and not torch.is_grad_enabled() and not is_tracing()
             and not torch.jit.is_tracing() and not cpu_autocast_enabled()):
         return False
+    if any(m.training or _has_forward_hooks(m) for m in skipped):
+        return False
     return all(
         isinstance(layer, nn.Linear) and type(layer).forward in _PLAIN_LINEAR_FORWARDS
         and layer.weight.device.type == 'cpu' and layer.weight.dtype == torch.float32
-        and not has_forward_hooks(layer) for layer in layers)
+        and not _has_forward_hooks(layer) for layer in layers)
 
 
 def fused_linear(x: torch.Tensor,

@@ -13,7 +13,7 @@ from mmcv.cnn.bricks.transformer import FFN
 from mmengine.model import BaseModule
 
 from ..fast_path import per_token_chunks
-from ..fast_path.linear import fused_linear, has_forward_hooks, onednn_linear_usable
+from ..fast_path.linear import fused_linear, onednn_linear_usable
 from .attention import GlobalMultiheadAttention
 from .conv_ffn import ConvFFN
 from .hilo_attention import HiLoAttention
@@ -77,10 +77,7 @@ def _fusable_mlp(block: BaseModule, x: torch.Tensor) -> bool:
     if not (len(layers) == 3 and isinstance(layers[0], torch.nn.Sequential) and len(layers[0]) == 3
             and type(layers[0][1]) is torch.nn.GELU and layers[0][1].approximate == 'none'):
         return False
-    bypassed = [*layers.modules(), ffn.gamma2, ffn.dropout_layer]  # modules the fused path does not call
-    if any(m.training or has_forward_hooks(m) for m in bypassed):
-        return False
-    return onednn_linear_usable(x, layers[0][0], layers[1])
+    return onednn_linear_usable(x, layers[0][0], layers[1], skipped=[*layers.modules(), ffn.gamma2, ffn.dropout_layer])
 
 
 def _mlp_branch(block: BaseModule, norm: torch.nn.Module, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:

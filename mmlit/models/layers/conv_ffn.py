@@ -6,7 +6,7 @@ import torch.nn as nn
 from mmcv.cnn.bricks.drop import build_dropout
 from mmengine.model import BaseModule
 
-from ..fast_path.linear import fused_linear, has_forward_hooks, onednn_linear_usable
+from ..fast_path.linear import fused_linear, onednn_linear_usable
 
 
 class ConvFFN(BaseModule):
@@ -59,10 +59,7 @@ class ConvFFN(BaseModule):
         """Whether :meth:`forward_fused` may compute this MLP on ``x``: float32 CPU inference
         (:func:`~mmlit.models.fast_path.linear.onednn_linear_usable`) with plain linear layers, both
         dropouts and DropPath in eval mode and without forward hooks (the fused path does not call them)."""
-        bypassed = (self, self.drop, self.dropout_layer)
-        if any(m.training or has_forward_hooks(m) for m in bypassed):
-            return False
-        return onednn_linear_usable(x, self.fc1, self.fc2)
+        return onednn_linear_usable(x, self.fc1, self.fc2, skipped=(self, self.drop, self.dropout_layer))
 
     def forward_fused(self, x: torch.Tensor, hw: Tuple[int, int], identity: torch.Tensor) -> torch.Tensor:
         """``identity + forward(x, hw)`` where :meth:`fusable`: both linear layers through oneDNN, the
