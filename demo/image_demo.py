@@ -16,6 +16,7 @@ import os.path as osp
 from mmengine.config import Config
 
 from mmlit.utils.analysis import drop_pretrained
+from mmlit.utils.launch import check_checkpoints, run_tool
 
 TASKS = ('mmdet', 'mmseg', 'mmpretrain')
 
@@ -71,8 +72,10 @@ def run(img: str, config: str, checkpoint: str, out_dir: str, device=None, score
     return out
 
 
+@run_tool
 def main():
     args = parse_args()
+    check_checkpoints(args.checkpoint)
     out = run(args.img, args.config, args.checkpoint, args.out_dir, args.device, args.score_thr)
     print(f'Rendered result: {osp.abspath(out)}')
 

@@ -18,7 +18,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmlit.utils.amp import autocast_features
-from mmlit.utils.launch import check_datasets, load_config, setup_env
+from mmlit.utils.launch import check_checkpoints, check_datasets, check_model_fits, load_config, run_tool, setup_env
 
 
 def parse_args():
@@ -56,8 +56,10 @@ def enable_visualization(cfg: Config, show_dir: str) -> None:
         hook.interval = hook.get('interval', 1)
 
 
+@run_tool
 def main():
     args = parse_args()
+    check_checkpoints(args.checkpoint)
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     cfg.load_from = args.checkpoint
     if args.show_dir:
@@ -69,6 +71,7 @@ def main():
     check_datasets(cfg, args.config, ('test_dataloader', ))
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    check_model_fits(runner.model, args.checkpoint)
     if args.amp and not torch.cuda.is_available():
         autocast_features(runner.model)
         runner.logger.info('--amp: backbone and neck under bfloat16 autocast, heads in float32')

@@ -10,7 +10,7 @@ from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmlit.utils.launch import check_datasets, load_config, setup_env
+from mmlit.utils.launch import check_checkpoints, check_datasets, load_config, run_tool, setup_env
 
 
 def parse_args():
@@ -34,6 +34,7 @@ def parse_args():
     return args
 
 
+@run_tool
 def main():
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
@@ -55,6 +56,7 @@ def main():
         cfg.resume = True
         cfg.load_from = args.resume
 
+    check_checkpoints(cfg.get('load_from'))
     setup_env(cfg)
     check_datasets(cfg, args.config, ('train_dataloader', 'val_dataloader'))
 

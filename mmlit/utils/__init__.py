@@ -1,5 +1,10 @@
 """Utilities: checkpoint loading that never runs code (exported here); analysis, deployment, FLOP
 counting, launching, environment checks and torch feature detection in the submodules."""
-from .safe_checkpoint import history_buffer_method, register_safe_globals, register_safe_loading, safe_load
+from .safe_checkpoint import (CheckpointError, CheckpointNotFoundError, UnsafeCheckpointError, history_buffer_method,
+                              register_safe_loading, safe_load)
+from .stored_config import StoredConfigError, parse_stored_config
 
-__all__ = ['register_safe_globals', 'register_safe_loading', 'safe_load', 'history_buffer_method']
+__all__ = [
+    'CheckpointError', 'CheckpointNotFoundError', 'UnsafeCheckpointError', 'StoredConfigError', 'register_safe_loading',
+    'safe_load', 'history_buffer_method', 'parse_stored_config'
+]

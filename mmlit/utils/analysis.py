@@ -104,7 +104,9 @@ def load_backbone(target: str, checkpoint: Optional[str] = None) -> nn.Module:
     backbone lacks, heads) are left out with a warning."""
     from mmengine.runner import CheckpointLoader
 
-    from mmlit.models.utils import lit_to_mmlit
+    from mmlit.models.utils import guess_arch, lit_to_mmlit
+
+    from .safe_checkpoint import CheckpointError
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel(logging.WARNING)  # no per-parameter initialisation report
@@ -119,12 +121,15 @@ def load_backbone(target: str, checkpoint: Optional[str] = None) -> nn.Module:
         try:
             result = backbone.load_state_dict(state_dict, strict=False)
         except RuntimeError as err:  # shapes differ: another arch
-            raise ValueError(f'{checkpoint} does not fit the backbone of {target} (is it the checkpoint of '
-                             f'another arch?): {str(err)[:500]}') from None
+            guess = guess_arch(state_dict)
+            raise CheckpointError(
+                f'{checkpoint} does not fit the backbone of {target}: it holds the weights of '
+                f'{guess or "another arch"} ({str(err).splitlines()[1].strip() if chr(10) in str(err) else err}); '
+                'pass the checkpoint of this arch, or the arch of this checkpoint.') from None
         if result.missing_keys:
-            raise ValueError(f'{checkpoint} does not hold the weights of this backbone: missing '
-                             f'{result.missing_keys[:5]} ({len(result.missing_keys)} keys). Is it the '
-                             f'checkpoint of {target}?')
+            raise CheckpointError(f'{checkpoint} does not hold the weights of this backbone: missing '
+                                  f'{result.missing_keys[:5]} ({len(result.missing_keys)} keys). Is it the '
+                                  f'checkpoint of {target}?')
         if result.unexpected_keys:
             logger.warning(f'{checkpoint}: {len(result.unexpected_keys)} backbone entries this backbone does '
                            f'not use, left out: {result.unexpected_keys[:5]}')

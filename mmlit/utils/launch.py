@@ -1,10 +1,15 @@
-"""What tools/train.py and tools/test.py do before building a runner."""
+"""What mmlit's tools do before building a runner, and how they stop on a bad checkpoint."""
+import functools
+import os
 import os.path as osp
-from typing import Optional, Sequence
+import sys
+from typing import Callable, Optional, Sequence
 
 import torch
 from mmengine.config import Config
 from mmengine.dist import init_dist, is_distributed
+
+from .safe_checkpoint import CheckpointError, check_checkpoint, safe_load
 
 TOY_CONFIG = 'configs/toy/mask_rcnn_lit_ti_fpn_toy_shapes.py'
 
@@ -80,3 +85,46 @@ def check_datasets(cfg: Config, config_path: str, loaders: Sequence[str]) -> Non
                     f'config at it with --cfg-options {loader}.dataset.data_root=/path/to/data/.\n'
                     f'To see mmlit train without any download, run the embedded toy dataset instead:\n'
                     f'    python tools/train.py {TOY_CONFIG}')
+
+
+def run_tool(main: Callable) -> Callable:
+    """Decorate a tool's ``main`` so that a bad checkpoint stops it with one line on stderr (exit code 1):
+    the file, what is wrong and what to do (:class:`~mmlit.utils.CheckpointError`). ``MMLIT_DEBUG=1``
+    shows the traceback instead."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except CheckpointError as err:
+            if os.environ.get('MMLIT_DEBUG', '') not in ('', '0'):
+                raise
+            sys.exit(f'error: {err} (MMLIT_DEBUG=1 shows the traceback)')
+
+    return wrapper
+
+
+def check_checkpoints(*filenames: Optional[str]) -> None:
+    """:func:`~mmlit.utils.safe_checkpoint.check_checkpoint` for each of ``filenames`` that is given,
+    before a runner is built (and prints its config)."""
+    for filename in filenames:
+        if filename:
+            check_checkpoint(filename)
+
+
+def check_model_fits(model, filename: str) -> None:
+    """Raise :class:`~mmlit.utils.CheckpointError` before testing when fewer than half of ``model``'s
+    tensors are in the local checkpoint ``filename`` with their shape (MMEngine would only warn, and
+    evaluate a model that is mostly random), naming the arch of LIT its backbone looks like."""
+    if '://' in filename:
+        return
+    from mmlit.models.utils import check_fits
+    with open(filename, 'rb') as file:
+        is_zip = file.read(4) == b'PK\x03\x04'
+    checkpoint = safe_load(filename, map_location='cpu', mmap=is_zip)
+    state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else {}
+    state_dict = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state_dict.items()
+                  if isinstance(v, torch.Tensor)}
+    model = getattr(model, 'module', model)
+    check_fits(model.state_dict(), state_dict, filename, f'the {type(model).__name__} of the config',
+               backbone_prefix='backbone.')

@@ -4,6 +4,7 @@ import torch
 
 from mmlit.models import LIT
 from mmlit.models.utils import mmlit_to_lit
+from mmlit.utils import CheckpointError
 from mmlit.utils.analysis import load_backbone
 
 
@@ -31,7 +32,7 @@ def test_loads_every_backbone_weight_of_an_official_checkpoint(official_ti):
 
 def test_a_checkpoint_of_another_arch_is_named_as_such(official_ti):
     path, _ = official_ti
-    with pytest.raises(ValueError, match='another arch'):
+    with pytest.raises(CheckpointError, match="mmlit.LIT arch='ti'"):
         load_backbone('s', str(path))
 
 
@@ -41,5 +42,5 @@ def test_a_checkpoint_missing_backbone_weights_is_refused(official_ti, tmp_path)
     partial = {k: v for k, v in state['model'].items() if not k.startswith('block4')}
     assert len(partial) < len(state['model'])
     torch.save(dict(model=partial), tmp_path / 'partial.pth')
-    with pytest.raises(ValueError, match='missing'):
+    with pytest.raises(CheckpointError, match='missing'):
         load_backbone('ti', str(tmp_path / 'partial.pth'))

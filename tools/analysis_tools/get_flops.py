@@ -16,6 +16,7 @@ from mmengine.config import DictAction
 from mmengine.logging import MMLogger
 
 from mmlit.utils.flops import analyse_target, count_params
+from mmlit.utils.launch import run_tool
 
 
 def parse_args():
@@ -28,6 +29,7 @@ def parse_args():
     return parser.parse_args()
 
 
+@run_tool
 def main():
     args = parse_args()
     shape = args.shape * 2 if len(args.shape) == 1 else args.shape

@@ -18,6 +18,7 @@ from mmengine.logging import MMLogger
 
 from mmlit.utils.analysis import load_backbone
 from mmlit.utils.deploy import DEFAULT_OPSET, export_onnx, onnx_max_error
+from mmlit.utils.launch import run_tool
 
 
 def parse_args():
@@ -34,14 +35,12 @@ def parse_args():
     return parser.parse_args()
 
 
+@run_tool
 def main():
     args = parse_args()
     shape = args.shape * 2 if len(args.shape) == 1 else args.shape
     MMLogger.get_current_instance().setLevel(logging.WARNING)
-    try:
-        backbone = load_backbone(args.target, args.checkpoint)
-    except ValueError as err:
-        raise SystemExit(str(err)) from None
+    backbone = load_backbone(args.target, args.checkpoint)
     inputs = torch.randn(args.batch, 3, *shape)
     names = export_onnx(backbone, inputs, args.out, args.opset)
     print(f'exported {args.out}: input (batch {args.batch}, 3, {shape[0]}, {shape[1]}), outputs {names}, '

@@ -22,6 +22,7 @@ from mmengine.runner import CheckpointLoader
 
 import mmlit  # noqa: F401  (safe loading of mmengine checkpoints)
 from mmlit.models.utils import convert_checkpoint, unwrap_state_dict
+from mmlit.utils.launch import run_tool
 
 
 def parse_args():
@@ -56,13 +57,17 @@ def check_strict_load(config: str, state_dict: dict) -> None:
     print(f'Loads strictly into {config}')
 
 
+@run_tool
 def main():
     args = parse_args()
     dirname = osp.dirname(osp.abspath(args.dst))
     if not osp.isdir(dirname):
         raise SystemExit(f'Output directory {dirname} does not exist; create it first.')
     checkpoint = CheckpointLoader.load_checkpoint(args.src, map_location='cpu')
-    converted = convert_checkpoint(checkpoint)
+    try:
+        converted = convert_checkpoint(checkpoint)
+    except (KeyError, ValueError) as err:  # not a LIT checkpoint
+        raise SystemExit(f'error: {args.src}: {str(err).strip(chr(39))}') from None
     if args.config:
         check_strict_load(args.config, converted['state_dict'])
     converted['meta'].update(converted_from=args.src, mmlit_version=mmlit.__version__)

@@ -15,6 +15,7 @@ import mmcv
 
 from mmlit.visualization import collect_attention_maps, draw_attention_grid, load_backbone, load_image
 from mmlit.visualization.inputs import parse_pixel, tool_parser
+from mmlit.utils.launch import run_tool
 
 
 def parse_args():
@@ -24,14 +25,12 @@ def parse_args():
     return parser.parse_args()
 
 
+@run_tool
 def main():
     args = parse_args()
     H, W = args.shape
     query = parse_pixel(args.query, args.shape, '--query') if args.query else (H / 2, W / 2)
-    try:
-        backbone = load_backbone(args.target, args.checkpoint)
-    except ValueError as err:  # a checkpoint of another model
-        raise SystemExit(str(err)) from None
+    backbone = load_backbone(args.target, args.checkpoint)
     image, inputs = load_image(args.img, args.shape)
     try:
         records = collect_attention_maps(backbone, inputs, query)

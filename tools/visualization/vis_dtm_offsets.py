@@ -14,6 +14,7 @@ import mmcv
 
 from mmlit.visualization import collect_dtm_offsets, draw_sampling_locations, load_backbone, load_image
 from mmlit.visualization.inputs import parse_pixel, tool_parser
+from mmlit.utils.launch import run_tool
 
 
 def parse_args():
@@ -24,15 +25,13 @@ def parse_args():
     return parser.parse_args()
 
 
+@run_tool
 def main():
     args = parse_args()
     H, W = args.shape
     points = [parse_pixel(p, args.shape, '--points') for p in args.points] if args.points else [
         (H / 2, W / 2), (H / 4, W / 4), (3 * H / 4, 2 * W / 3)]
-    try:
-        backbone = load_backbone(args.target, args.checkpoint)
-    except ValueError as err:  # a checkpoint of another model
-        raise SystemExit(str(err)) from None
+    backbone = load_backbone(args.target, args.checkpoint)
     image, inputs = load_image(args.img, args.shape)
     offsets = collect_dtm_offsets(backbone, inputs)
     if not offsets:

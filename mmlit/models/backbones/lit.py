@@ -1,6 +1,7 @@
 """The LIT backbone: patch embedding, four :class:`LITStage` s and the output norms; the arch zoo
 (LIT-Ti/S/M/B), loading of official checkpoints converted on the fly, and stage freezing."""
 import copy
+import re
 from typing import Dict, Optional, Sequence, Union
 
 import torch
@@ -15,7 +16,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmlit.registry import MODELS
 
-from ..utils.ckpt_convert import lit_to_mmlit
+from ...utils.safe_checkpoint import CheckpointError
+from ..utils.ckpt_convert import check_fits, lit_to_mmlit
 from .lit_stage import LITStage
 
 
@@ -188,7 +190,7 @@ class LIT(BaseModule):
         self.drop_after_patch_embed = nn.Dropout(drop_rate) if not arch.get('abs_pos_embed') else None
 
         total_depth = sum(arch['depths'])
-        dpr = [x.item() for x in torch.linspace(0, drop_path_rate, total_depth)]
+        dpr = [x.item() for x in torch.linspace(0, drop_path_rate, total_depth, device='cpu')]
         self.cls_token = None
         if out_type == 'cls_token':
             self.cls_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims[-1]))
@@ -308,6 +310,10 @@ class LIT(BaseModule):
         if pretrained is not None and self.convert_weights:
             self._load_converted_checkpoint(pretrained)
             return
+        if pretrained is not None:
+            # MMEngine's PretrainedInit only warns about what does not fit: refuse a checkpoint of another
+            # arch first, as it would leave a model that is neither initialised nor pretrained
+            self._check_fits(self._pretrained_state_dict(pretrained, convert=False), pretrained['checkpoint'])
         super().init_weights()
         if pretrained is not None:
             return  # weights came from the checkpoint
@@ -330,6 +336,37 @@ class LIT(BaseModule):
                 return cfg
         return None
 
+    def _pretrained_state_dict(self, cfg: dict, convert: bool) -> dict:
+        """The state dict a ``Pretrained`` config gives this backbone, as MMEngine's ``PretrainedInit`` reads
+        it (``state_dict`` unwrapped; the entries under ``prefix``, stripped of it; else every entry less
+        a ``module.`` prefix), after conversion from the official layout when ``convert``.
+
+        Raises:
+            CheckpointError: No weights under the prefix.
+        """
+        checkpoint = CheckpointLoader.load_checkpoint(
+            cfg['checkpoint'], map_location=cfg.get('map_location', 'cpu'), logger=MMLogger.get_current_instance())
+        if convert:
+            state_dict, prefix = lit_to_mmlit(checkpoint), cfg.get('prefix', 'backbone.')
+        else:
+            state_dict, prefix = checkpoint.get('state_dict', checkpoint), cfg.get('prefix')
+        if prefix is None:
+            return {re.sub(r'^module\.', '', k): v for k, v in state_dict.items()}
+        if not prefix.endswith('.'):
+            prefix += '.'
+        state_dict = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        if not state_dict:
+            raise CheckpointError(f'{cfg["checkpoint"]} has no weights under the prefix {prefix!r}: set '
+                                  "init_cfg's prefix to where its backbone weights are (mmlit's checkpoints "
+                                  "and converted official ones: 'backbone.').")
+        return state_dict
+
+    def _check_fits(self, state_dict: dict, source: str) -> None:
+        """Refuse ``state_dict`` when fewer than half of this backbone's tensors are in it with their shape
+        (:func:`~mmlit.models.utils.check_fits`: a ``CheckpointError`` naming the arch it looks like)."""
+        check_fits(self.state_dict(), state_dict, source, f'this {type(self).__name__} backbone',
+                   fix="Set the backbone's arch to the checkpoint's, or pass a checkpoint of this arch.")
+
     def _load_converted_checkpoint(self, cfg: dict) -> None:
         """Load the backbone weights of an official LIT checkpoint (or an mmlit one) via :func:`lit_to_mmlit`.
 
@@ -342,19 +379,11 @@ class LIT(BaseModule):
                 (default ``'cpu'``).
 
         Raises:
-            ValueError: No weights under the prefix.
+            CheckpointError: No weights under the prefix, or fewer than half of the backbone's tensors.
         """
-        logger = MMLogger.get_current_instance()
-        checkpoint = CheckpointLoader.load_checkpoint(
-            cfg['checkpoint'], map_location=cfg.get('map_location', 'cpu'), logger=logger)
-        state_dict = lit_to_mmlit(checkpoint)
-        prefix = cfg.get('prefix', 'backbone.')
-        if not prefix.endswith('.'):
-            prefix += '.'
-        state_dict = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
-        if not state_dict:
-            raise ValueError(f'No weights under the prefix {prefix!r} in {cfg["checkpoint"]}')
-        load_state_dict(self, state_dict, strict=False, logger=logger)
+        state_dict = self._pretrained_state_dict(cfg, convert=True)
+        self._check_fits(state_dict, cfg['checkpoint'])
+        load_state_dict(self, state_dict, strict=False, logger=MMLogger.get_current_instance())
         self._is_init = True
 
     # ------------------------------------------------------------------ train-time behaviour
@@ -399,6 +428,21 @@ class LIT(BaseModule):
         return self
 
     # ------------------------------------------------------------------ forward
+    def _check_input(self, x: torch.Tensor) -> None:
+        """Raise a ``ValueError`` that says what is wrong with ``x`` when it is no batch of images."""
+        channels = self.patch_embed.projection.in_channels
+        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            hint = ' (one image: add the batch dim with x[None])' if getattr(x, 'ndim', 0) == 3 else ''
+            raise ValueError(f'{type(self).__name__} takes a batch of images of shape (B, {channels}, H, W); '
+                             f'got {shape}{hint}')
+        if x.shape[0] == 0:
+            raise ValueError(f'{type(self).__name__} got an empty batch (0 images, shape {tuple(x.shape)}): pass '
+                             'at least one image')
+        if x.shape[1] != channels:
+            raise ValueError(f'{type(self).__name__} was built for {channels}-channel images (in_channels) and '
+                             f'got {x.shape[1]} channels (shape {tuple(x.shape)})')
+
     def forward(self, x: torch.Tensor) -> tuple:
         """Run the backbone on a batch of images.
 
@@ -412,6 +456,7 @@ class LIT(BaseModule):
             ceil(W / s)) map, stride s = 4 * 2**i; with ``out_type='avg_featmap'`` the last stage gives the
             (B, C_3) mean of its tokens, with ``'cls_token'`` its (B, C_3) class token.
         """
+        self._check_input(x)
         B = x.shape[0]
         x, hw = self.patch_embed(x)
         if self.drop_after_patch_embed is not None:

@@ -325,3 +325,81 @@ def mmlit_to_lit(state_dict: Mapping[str, torch.Tensor],
             out[f'block{stage + 1}.{block}.{rest}' if layout == 'ti' else
                 f'layers.{stage}.blocks.{block}.{rest}'] = value
     return out
+
+
+# entries resized to the model's size on load (position embeddings, relative position bias tables): they
+# fit when their channels / heads (the last dim) do
+_RESIZED = ('pos_embed', 'relative_position_bias_table')
+
+
+def tensor_fits(key: str, value: torch.Tensor, own: torch.Tensor) -> bool:
+    """Whether a checkpoint's ``value`` loads into the model's tensor ``own`` of the same ``key``."""
+    if any(name in key for name in _RESIZED):
+        return value.dim() == own.dim() and value.shape[-1:] == own.shape[-1:]
+    return value.shape == own.shape
+
+
+def guess_arch(state_dict: Mapping[str, torch.Tensor]) -> Optional[str]:
+    """The arch of ``mmlit.LIT`` / ``mmlit.LITv2`` whose backbone a state dict holds, if any.
+
+    Args:
+        state_dict (dict): Backbone weights without a prefix, in mmlit's layout or an official one.
+
+    Returns:
+        str | None: e.g. ``"mmlit.LIT arch='s'"`` (with a hint to convert official weights), or None when
+        no arch has 90% of its tensors in ``state_dict`` with their shape.
+    """
+    from ..backbones import LIT, LITv2
+    hint = ''
+    try:
+        if detect_layout(state_dict) != 'mmlit':
+            state_dict = {k[len('backbone.'):]: v for k, v in lit_to_mmlit(state_dict).items()
+                          if k.startswith('backbone.')}
+            hint = ' in the official layout (convert_weights=True converts it)'
+    except (KeyError, ValueError):
+        return None
+    best, best_score = None, 0.9
+    for cls in (LIT, LITv2):
+        seen = set()
+        for name, settings in cls.arch_zoo.items():
+            if id(settings) in seen:
+                continue
+            seen.add(id(settings))
+            with torch.device('meta'):  # shapes only
+                own = cls(arch=name).state_dict()
+            score = sum(k in state_dict and tensor_fits(k, state_dict[k], v) for k, v in own.items()) / len(own)
+            if score > best_score:
+                best, best_score = f'mmlit.{cls.__name__} arch={name!r}{hint}', score
+    return best
+
+
+def check_fits(own: Mapping[str, torch.Tensor], state_dict: Mapping[str, torch.Tensor], source: str,
+               target: str, backbone_prefix: str = '',
+               fix: str = 'Pass the checkpoint of this model, or the config of this checkpoint.') -> None:
+    """Refuse ``state_dict`` when fewer than half of the tensors ``own`` holds are in it with their shape.
+
+    Args:
+        own (dict): The state dict of the model the weights are for.
+        state_dict (dict): The checkpoint's weights, with the model's key names.
+        source (str): The checkpoint, for the message.
+        target (str): The model, for the message (e.g. ``'this LIT backbone'``).
+        backbone_prefix (str): Where the LIT backbone's weights are in ``state_dict`` (for the arch guess).
+        fix (str): What to do, for the message.
+
+    Raises:
+        CheckpointError: Naming what did not match, and the arch of LIT the checkpoint looks like.
+    """
+    from ...utils.safe_checkpoint import CheckpointError
+    fits = [k for k, v in own.items() if k in state_dict and tensor_fits(k, state_dict[k], v)]
+    if 2 * len(fits) >= len(own):
+        return
+    missing = [k for k in own if k not in state_dict]
+    shapes = [f'{k}: {tuple(state_dict[k].shape)} in the checkpoint, {tuple(own[k].shape)} here'
+              for k in own if k in state_dict and k not in fits]
+    backbone = {k[len(backbone_prefix):]: v for k, v in state_dict.items() if k.startswith(backbone_prefix)}
+    guess = guess_arch(backbone) if backbone else None
+    looks = f'its backbone looks like {guess}' if guess else 'its weights match no arch of mmlit.LIT or mmlit.LITv2'
+    raise CheckpointError(
+        f'{source} does not fit {target}: only {len(fits)} of its {len(own)} tensors are in the checkpoint with '
+        f'their shape ({len(missing)} missing, e.g. {missing[:2]}; {len(shapes)} of another shape, e.g. '
+        f'{shapes[:2]}); {looks}. {fix}')

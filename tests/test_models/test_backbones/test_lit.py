@@ -233,3 +233,39 @@ def test_dense_outputs_are_contiguous_for_mmcv_roi_align(type_name, training):
     roi_align = RoIAlign((7, 7), spatial_scale=1 / 4, sampling_ratio=0, aligned=True)
     rois = torch.tensor([[0., 4., 8., 40., 60.], [1., 20., 0., 90., 50.]])
     torch.testing.assert_close(roi_align(outs[0], rois), roi_align(outs[0].contiguous(), rois))
+
+
+def test_bad_inputs_say_what_is_wrong():
+    model = _small().eval()
+    with pytest.raises(ValueError, match=r'batch of images of shape \(B, 3, H, W\); got \(3, 64, 64\) \(one image: add '
+                                         r'the batch dim with x\[None\]\)'):
+        model(torch.randn(3, 64, 64))
+    with pytest.raises(ValueError, match=r'empty batch \(0 images'):
+        model(torch.randn(0, 3, 64, 64))
+    with pytest.raises(ValueError, match='built for 3-channel images'):
+        model(torch.randn(1, 1, 64, 64))
+
+
+@pytest.mark.parametrize('convert_weights', [True, False])
+def test_pretrained_weights_of_another_arch_are_refused(convert_weights, tmp_path):
+    """LIT-S weights for a LIT-Ti backbone would load 0 of its tensors: MMEngine only warns, and the model
+    counts as initialised; mmlit refuses with what did not fit and the arch the weights are of."""
+    path = tmp_path / 'lit_s.pth'
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in LIT(arch='s').state_dict().items()}}, path)
+    model = LIT(arch='ti', convert_weights=convert_weights,
+                init_cfg=dict(type='Pretrained', checkpoint=str(path), prefix='backbone.'))
+    with pytest.raises(mmlit.utils.CheckpointError,
+                       match=r"does not fit this LIT backbone: only \d of its 185 tensors.*looks like mmlit.LIT arch='s'"):
+        model.init_weights()
+    assert not model._is_init
+
+
+def test_pretrained_weights_that_fit_mostly_still_load(tmp_path):
+    """More than half of the tensors: loaded, the rest reported by MMEngine as missing."""
+    source = LIT(arch='ti')
+    state = {f'backbone.{k}': v for k, v in source.state_dict().items() if not k.startswith('stages.3.')}
+    torch.save({'state_dict': state}, tmp_path / 'partial.pth')
+    model = LIT(arch='ti', convert_weights=True,
+                init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'partial.pth')))
+    model.init_weights()
+    torch.testing.assert_close(model.patch_embed.projection.weight, source.patch_embed.projection.weight)

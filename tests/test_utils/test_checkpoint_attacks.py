@@ -1,0 +1,348 @@
+"""The attack matrix of mmlit's checkpoint loading.
+
+Each row is a file built as an attacker who hands a user a checkpoint would build it, the way the user loads
+it, what mmlit must answer (a refusal, or a harmless load), and the check that the payload's side effect
+did not happen. A new hole is one more row. The rows run on every supported torch (CI: the newest and the
+floor stack).
+"""
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import textwrap
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Tuple
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import HistoryBuffer
+from mmengine.runner import CheckpointLoader
+
+import mmlit  # noqa: F401  (registers the safe loaders)
+from mmlit.utils import safe_load
+
+from toy_runner import runner as _runner  # tests/helpers
+
+REPO = Path(__file__).resolve().parents[2]
+TOY_RETINANET = REPO / 'configs' / 'toy' / 'retinanet_lit_ti_fpn_toy_shapes.py'
+
+
+# ------------------------------------------------------------------------------------ how files are built
+def _with_pickle(path: Path, data_pkl: bytes) -> Path:
+    """A checkpoint in torch's zip format whose ``data.pkl`` is ``data_pkl`` (hand-written opcodes)."""
+    base = path.with_suffix('.base')
+    torch.save({'weight': torch.ones(1)}, base)
+    with zipfile.ZipFile(base) as src, zipfile.ZipFile(path, 'w', zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            dst.writestr(info, data_pkl if info.filename.endswith('data.pkl') else src.read(info.filename))
+    return path
+
+
+def _unicode(text: str) -> bytes:
+    data = text.encode()
+    return b'X' + struct.pack('<I', len(data)) + data
+
+
+def _build_on_global(module: str, name: str, attribute: str, value: bytes) -> bytes:
+    """GLOBAL module.name, then BUILD with the slot state {attribute: value}: setattr on the global."""
+    return (b'\x80\x02c' + f'{module}\n{name}\n'.encode() + b'N}' + _unicode(attribute) + value + b's\x86b.')
+
+
+class _RunsCode:
+    """Unpickling this runs a shell command that creates a file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}', ))
+
+
+class _ObjectDtypeWithoutFlags:
+    """``np.dtype('O')`` with its flags cleared: numpy then takes an object array for plain data."""
+
+    def __reduce__(self):
+        return (np.dtype, ('O', False, True), (3, '|', None, None, None, -1, -1, 0))
+
+
+class _ObjectArrayOverBytes:
+    """An object array whose one element is the pointer 0x4141414141414141 (touching it segfaults)."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def __reduce__(self):
+        from numpy._core import multiarray
+        return (multiarray._reconstruct, (np.ndarray, (0, ), b'b'), (1, (1, ), self.dtype, False, b'A' * 8))
+
+
+class _NdarrayCall:
+    """``numpy.ndarray((1,), 'O', raw bytes)``: the same array through the class itself."""
+
+    def __reduce__(self):
+        return (np.ndarray, ((1, ), 'O', b'A' * 8))
+
+
+class _TensorOfNdarray:
+    """``_rebuild_from_type_v2`` asked to call ``numpy.ndarray`` for it."""
+
+    def __reduce__(self):
+        from torch._tensor import _rebuild_from_type_v2
+        return (_rebuild_from_type_v2, (np.ndarray, np.ndarray, ((1, ), 'O', b'A' * 8), {}))
+
+
+def _torchscript_archive(path: Path, marker: Path) -> Path:
+    """A TorchScript archive whose scripted ``__setstate__`` writes ``marker`` (a file of its choosing)."""
+    code = textwrap.dedent(f"""
+        from typing import Tuple
+        import torch
+
+        class Payload(torch.nn.Module):
+            def __init__(self, path: str):
+                super().__init__()
+                self.path = path
+                self.buf = torch.zeros(1)
+
+            @torch.jit.export
+            def __getstate__(self) -> Tuple[str, bool]:
+                return (self.path, self.training)
+
+            @torch.jit.export
+            def __setstate__(self, state: Tuple[str, bool]) -> None:
+                self.path = state[0]
+                self.training = state[1]
+                self.buf = torch.from_file(state[0], True, 8, dtype=torch.uint8)
+                self.buf.fill_(65)
+
+            def forward(self, x):
+                return x
+
+        torch.jit.script(Payload({str(marker)!r})).save({str(path)!r})
+    """)
+    script = path.with_suffix('.py')
+    script.write_text(code)  # TorchScript reads the class's source from a file
+    subprocess.run([sys.executable, str(script)], check=True, capture_output=True)
+    marker.unlink(missing_ok=True)  # torch.jit.script itself ran nothing; be sure
+    return path
+
+
+def _plain_mmengine(path: Path, body: str) -> Path:
+    """A checkpoint written by plain MMEngine (mmlit not imported), after ``body`` ran in that process."""
+    code = textwrap.dedent("""
+        import sys, torch
+        from mmengine.logging import HistoryBuffer, MessageHub
+        {body}
+        hub = MessageHub.get_instance('writer')
+        hub.update_scalar('train/loss', 3.0)
+        torch.save(dict(meta=dict(epoch=1), message_hub=hub.state_dict(), state_dict={{}}), {path!r})
+        assert 'mmlit' not in sys.modules
+    """).format(body=body, path=str(path))
+    subprocess.run([sys.executable, '-c', code], check=True)
+    return path
+
+
+def _trained_checkpoint(tmp_path: Path, config: str) -> Path:
+    """A real checkpoint of a 2-iteration run, its ``meta['config']`` replaced by ``config``."""
+    _runner(tmp_path, max_iters=2).train()
+    path = tmp_path / 'iter_2.pth'
+    checkpoint = safe_load(path)
+    checkpoint['meta']['config'] = config
+    torch.save(checkpoint, path)
+    return path
+
+
+def _inferencer_checkpoint(path: Path, cfg_text: str) -> Path:
+    """A checkpoint with no weights beyond the model's and the config ``cfg_text`` in its message hub."""
+    torch.save(dict(state_dict={}, meta=dict(), message_hub=dict(log_scalars={}, runtime_info=dict(cfg=cfg_text),
+                                                                resumed_keys={})), path)
+    return path
+
+
+def _payload(marker: Path) -> str:
+    return f"\n_x = __import__('os').system('touch {marker}')\n"
+
+
+# ------------------------------------------------------------------------------------ how users load them
+def _load(path):
+    return CheckpointLoader.load_checkpoint(str(path), map_location='cpu')
+
+
+def _resume(path):
+    runner = _runner(path.parent, max_iters=4, resume=True)
+    runner._load_from = str(path)
+    runner.train()
+    return runner
+
+
+def _det_inferencer(path):
+    from mmdet.apis import DetInferencer
+    return DetInferencer(model=None, weights=str(path), device='cpu', show_progress=False)
+
+
+# ------------------------------------------------------------------------------------ what must not happen
+def _no_marker(tmp_path: Path, _):
+    assert not (tmp_path / 'PWNED').exists(), 'loading the checkpoint ran its code'
+
+
+def _defaults_unchanged(tmp_path: Path, _):
+    assert torch._utils._rebuild_tensor_v2.__defaults__ == (None, ), 'a checkpoint changed a function of torch'
+
+
+def _statistics_unchanged(tmp_path: Path, loaded):
+    assert HistoryBuffer([1, 2, 3, 10], [1, 1, 1, 1]).statistics('mean') == 4.0, 'a checkpoint changed every buffer'
+    assert HistoryBuffer._statistics_methods['mean'] is HistoryBuffer.mean
+    if loaded is not None:
+        assert loaded['message_hub']['log_scalars']['train/loss'].mean() == 3.0
+
+
+def _resumed(tmp_path: Path, runner):
+    _no_marker(tmp_path, runner)
+    assert runner.iter == 4, 'the resumed run did not train on'
+
+
+@dataclass
+class Attack:
+    """One row: ``build(tmp_path)`` writes the file, ``load(path)`` is what the user runs, ``refusal`` the
+    error it must raise (None: it loads), ``harmless(tmp_path, result)`` checks no side effect happened."""
+    build: Callable[[Path], Path]
+    load: Callable = _load
+    refusal: Optional[Tuple[type, str]] = None
+    harmless: Callable = _no_marker
+
+
+ATTACKS = {
+    'reduce-os-system': Attack(
+        lambda t: (torch.save({'meta': _RunsCode(t / 'PWNED')}, t / 'a.pth'), t / 'a.pth')[1],
+        refusal=(pickle.UnpicklingError, 'the global posix.system')),
+    'torchscript-setstate-writes-a-file': Attack(
+        lambda t: _torchscript_archive(t / 'a.pt', t / 'PWNED'),
+        refusal=(pickle.UnpicklingError, 'TorchScript archive')),
+    'numpy-object-dtype-flags-cleared': Attack(
+        lambda t: (torch.save({'meta': _ObjectArrayOverBytes(_ObjectDtypeWithoutFlags())}, t / 'a.pth'),
+                   t / 'a.pth')[1],
+        refusal=(pickle.UnpicklingError, "numpy dtype dtype\\('O'\\)")),
+    'numpy-object-array': Attack(
+        lambda t: (torch.save({'meta': _ObjectArrayOverBytes(np.dtype('O'))}, t / 'a.pth'), t / 'a.pth')[1],
+        refusal=(pickle.UnpicklingError, "numpy dtype dtype\\('O'\\)")),
+    'numpy-ndarray-called': Attack(
+        lambda t: (torch.save({'meta': _NdarrayCall()}, t / 'a.pth'), t / 'a.pth')[1],
+        refusal=(pickle.UnpicklingError, "a call of <class 'numpy.ndarray'>")),
+    'tensor-rebuild-calls-ndarray': Attack(
+        lambda t: (torch.save({'meta': _TensorOfNdarray()}, t / 'a.pth'), t / 'a.pth')[1],
+        refusal=(pickle.UnpicklingError, '_rebuild_from_type_v2')),
+    'build-sets-torch-function-defaults': Attack(
+        lambda t: _with_pickle(t / 'a.pth', _build_on_global('torch._utils', '_rebuild_tensor_v2', '__defaults__',
+                                                              b'K\x01\x85')),
+        refusal=(pickle.UnpicklingError, 'setting the state of <function _rebuild_tensor_v2'),
+        harmless=_defaults_unchanged),
+    'build-sets-history-buffer-class-state': Attack(
+        lambda t: _with_pickle(t / 'a.pth', _build_on_global('mmengine.logging.history_buffer', 'HistoryBuffer',
+                                                              '_statistics_methods', b'}')),
+        refusal=(pickle.UnpicklingError, 'setting the state of <class'),
+        harmless=_statistics_unchanged),
+    'history-buffer-statistics-into-the-class': Attack(
+        lambda t: _plain_mmengine(t / 'a.pth', "HistoryBuffer._statistics_methods['mean'] = HistoryBuffer.max"),
+        harmless=_statistics_unchanged),
+    'resume-executes-stored-config': Attack(
+        lambda t: _trained_checkpoint(t, 'gpu_ids = [0]' + _payload(t / 'PWNED')),
+        load=_resume, harmless=_resumed),
+    'inferencer-executes-stored-config': Attack(
+        lambda t: _inferencer_checkpoint(t / 'a.pth', "model = dict(type='RetinaNet')" + _payload(t / 'PWNED')),
+        load=_det_inferencer, refusal=(mmlit.utils.StoredConfigError, 'not plain data')),
+    'pavi-plain-torch-load': Attack(
+        lambda t: t / 'a.pth', load=lambda p: CheckpointLoader.load_checkpoint('pavi://' + str(p)),
+        refusal=(mmlit.utils.CheckpointError, 'does not load pavi://')),
+}
+
+
+@pytest.mark.parametrize('name', list(ATTACKS))
+def test_attack(name, tmp_path):
+    attack = ATTACKS[name]
+    path = attack.build(tmp_path)
+    result = None
+    if attack.refusal is None:
+        result = attack.load(path)
+    else:
+        error, message = attack.refusal
+        with pytest.raises(error, match=message):
+            attack.load(path)
+    attack.harmless(tmp_path, result)
+
+
+# ------------------------------------------------------------------------------------ the rows are real
+def test_the_payloads_run_without_mmlit(tmp_path):
+    """What the rows are refused for happens where they are not: the TorchScript archive writes its file
+    under torch.jit.load, the numpy pickle builds an object array over raw bytes, the BUILD sets the
+    function's defaults, the stored config runs when MMEngine executes it."""
+    archive = _torchscript_archive(tmp_path / 'a.pt', tmp_path / 'PWNED')
+    torch.jit.load(str(archive))
+    assert (tmp_path / 'PWNED').read_bytes() == b'A' * 8
+    (tmp_path / 'PWNED').unlink()
+
+    array = pickle.loads(pickle.dumps(_ObjectArrayOverBytes(_ObjectDtypeWithoutFlags()), 2))
+    assert array.dtype == object and array.shape == (1, )  # not touched: its element is a wild pointer
+
+    class Target:
+        pass
+
+    data = _build_on_global(__name__, 'Target', 'marker', b'K\x01')
+    globals()['Target'] = Target
+    try:
+        pickle.loads(data)
+        assert Target.marker == 1
+    finally:
+        del globals()['Target']
+
+    from mmengine.config import Config
+    Config.fromstring('a = 1' + _payload(tmp_path / 'PWNED'), file_format='.py')
+    assert (tmp_path / 'PWNED').exists()
+
+
+def test_resume_still_checks_the_stored_gpu_ids(tmp_path):
+    """The stored config is read as data, not ignored: a run on 1 process resuming a 2-GPU checkpoint is
+    told so, as MMEngine tells it."""
+    path = _trained_checkpoint(tmp_path, 'gpu_ids = [0, 1]')
+    with pytest.raises(RuntimeError, match='Number of GPUs used for current experiment is not consistent'):
+        _resume(path)
+
+
+def test_inferencer_builds_from_a_stored_config_of_plain_data(tmp_path):
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(str(TOY_RETINANET))
+    path = _inferencer_checkpoint(tmp_path / 'plain.pth', cfg.pretty_text)
+    inferencer = _det_inferencer(path)
+    assert type(inferencer.model).__name__ == 'RetinaNet'
+    assert type(inferencer.model.backbone).__name__ == 'LIT'
+
+
+def test_mmlit_does_not_widen_torchs_weights_only_allow_list(tmp_path):
+    """``import mmlit`` leaves every other ``torch.load(weights_only=True)`` of the process as strict as
+    torch made it: MMEngine's message hub (HistoryBuffer, numpy) is still refused there."""
+    path = _plain_mmengine(tmp_path / 'hub.pth', '')
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path, weights_only=True)
+    if hasattr(torch.serialization, 'get_safe_globals'):
+        assert HistoryBuffer not in torch.serialization.get_safe_globals()
+    assert _load(path)['message_hub']['log_scalars']['train/loss'].mean() == 3.0  # mmlit's loads read it
+
+
+@pytest.mark.parametrize('dtype', ['f8', '>f4', 'i8', 'u1', '?', 'c16'])
+def test_plain_numpy_values_load(dtype, tmp_path):
+    """Numeric arrays and scalars load as numpy's own unpickler restores them."""
+    value = np.arange(6).reshape(2, 3).astype(dtype)
+    saved = {'array': value, 'scalar': value.flat[1], 'empty': value[:0], 'fortran': np.asfortranarray(value)}
+    torch.save(saved, tmp_path / 'n.pth')
+    loaded = safe_load(tmp_path / 'n.pth')
+    expected = pickle.loads(pickle.dumps(saved, 2))
+    for key in saved:
+        assert type(loaded[key]) is type(expected[key]) and loaded[key].dtype == expected[key].dtype
+        np.testing.assert_array_equal(loaded[key], expected[key])
+    assert loaded['fortran'].flags.f_contiguous
+    # the BUILD of a dtype changed a fresh copy, not numpy's shared instances
+    assert np.dtype('f4').byteorder == '=' and np.dtype('f8').byteorder == '='
