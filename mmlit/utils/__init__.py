@@ -1,7 +1,13 @@
 """Utilities: checkpoint loading that never runs code (exported here); analysis, deployment, FLOP
 counting, launching, environment checks and torch feature detection in the submodules."""
-from .safe_checkpoint import (CheckpointError, CheckpointNotFoundError, UnsafeCheckpointError, history_buffer_method,
-                              register_safe_loading, safe_load)
+from .safe_checkpoint import (
+                              CheckpointError,
+                              CheckpointNotFoundError,
+                              UnsafeCheckpointError,
+                              history_buffer_method,
+                              register_safe_loading,
+                              safe_load,
+)
 from .stored_config import StoredConfigError, parse_stored_config
 
 __all__ = [

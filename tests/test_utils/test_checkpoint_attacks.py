@@ -21,11 +21,10 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner import CheckpointLoader
+from toy_runner import runner as _runner  # tests/helpers
 
 import mmlit  # noqa: F401  (registers the safe loaders)
 from mmlit.utils import safe_load
-
-from toy_runner import runner as _runner  # tests/helpers
 
 REPO = Path(__file__).resolve().parents[2]
 TOY_RETINANET = REPO / 'configs' / 'toy' / 'retinanet_lit_ti_fpn_toy_shapes.py'

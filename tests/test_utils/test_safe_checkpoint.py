@@ -17,10 +17,10 @@ import torch.nn as nn
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner import CheckpointLoader, load_checkpoint
 from mmengine.runner import checkpoint as mmengine_checkpoint
+from toy_runner import runner as _runner  # tests/helpers
 
 import mmlit  # noqa: F401  (registers the safe loaders)
 from mmlit.utils import history_buffer_method, safe_load
-from toy_runner import runner as _runner  # tests/helpers
 
 
 def _pickled(path) -> bytes:

@@ -13,9 +13,9 @@ import os.path as osp
 
 import mmcv
 
+from mmlit.utils.launch import run_tool
 from mmlit.visualization import collect_attention_maps, draw_attention_grid, load_backbone, load_image
 from mmlit.visualization.inputs import parse_pixel, tool_parser
-from mmlit.utils.launch import run_tool
 
 
 def parse_args():

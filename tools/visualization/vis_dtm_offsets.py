@@ -12,9 +12,9 @@ import os.path as osp
 
 import mmcv
 
+from mmlit.utils.launch import run_tool
 from mmlit.visualization import collect_dtm_offsets, draw_sampling_locations, load_backbone, load_image
 from mmlit.visualization.inputs import parse_pixel, tool_parser
-from mmlit.utils.launch import run_tool
 
 
 def parse_args():

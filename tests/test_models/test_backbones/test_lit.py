@@ -254,8 +254,8 @@ def test_pretrained_weights_of_another_arch_are_refused(convert_weights, tmp_pat
     torch.save({'state_dict': {f'backbone.{k}': v for k, v in LIT(arch='s').state_dict().items()}}, path)
     model = LIT(arch='ti', convert_weights=convert_weights,
                 init_cfg=dict(type='Pretrained', checkpoint=str(path), prefix='backbone.'))
-    with pytest.raises(mmlit.utils.CheckpointError,
-                       match=r"does not fit this LIT backbone: only \d of its 185 tensors.*looks like mmlit.LIT arch='s'"):
+    message = r"does not fit this LIT backbone: only \d of its 185 tensors.*looks like mmlit.LIT arch='s'"
+    with pytest.raises(mmlit.utils.CheckpointError, match=message):
         model.init_weights()
     assert not model._is_init
 
