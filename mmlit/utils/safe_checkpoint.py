@@ -33,6 +33,7 @@ import os
 import os.path as osp
 import pickle
 import struct
+import traceback
 import types
 import zipfile
 from typing import Any, Callable, Dict, Optional
@@ -230,8 +231,12 @@ def _allowed_globals() -> Dict[str, Any]:
     return allowed
 
 
-# classes that are resolved as values but never called or instantiated while unpickling
-_VALUE_ONLY = (np.ndarray, )
+def _value_only(name: str, obj: Any) -> bool:
+    """Whether an allow-listed global is resolved as a value only, never called or instantiated:
+    ``numpy.ndarray`` (an argument of ``_reconstruct``) and torch's tensor classes (``torch.Tensor``,
+    ``torch.FloatTensor``, ``torch.sparse.FloatTensor``..., whose legacy constructors build unchecked data)."""
+    return obj is np.ndarray or (isinstance(obj, type) and issubclass(obj, torch.Tensor)
+                                 and obj is not torch.nn.Parameter) or name.endswith('Tensor')
 # classes NEWOBJ may instantiate (``cls.__new__(cls)``, no __init__), before the BUILD that fills them in
 _NEWOBJ_CLASSES = (HistoryBuffer, collections.OrderedDict)
 
@@ -261,16 +266,32 @@ class _SafeUnpickler(pickle._Unpickler):
         if _SafeUnpickler.allowed is None:
             _SafeUnpickler.allowed = _allowed_globals()
             _SafeUnpickler.callables = frozenset(
-                id(obj) for obj in _SafeUnpickler.allowed.values() if callable(obj) and obj not in _VALUE_ONLY)
+                id(obj) for name, obj in _SafeUnpickler.allowed.items() if callable(obj) and not _value_only(name, obj))
         obj = _SafeUnpickler.allowed.get(f'{module}.{name}')
         if obj is None:
             raise _refuse(f'the global {module}.{name}')
         return obj
 
+    def _fresh(self, obj):
+        """Note ``obj`` (just made by a call or NEWOBJ) as one a BUILD may fill in, once."""
+        if not hasattr(self, '_unbuilt'):
+            self._unbuilt = {}
+        if isinstance(obj, np.dtype) or type(obj) in _BUILDERS:
+            self._unbuilt[id(obj)] = obj  # held, so that the id stays this object's
+        return obj
+
     def _call(self, func, args, kwargs=None):
         if id(func) not in self.callables:
             raise _refuse(f'a call of {func!r}')
-        return func(*args, **(kwargs or {}))
+        try:
+            return self._fresh(func(*args, **(kwargs or {})))
+        except (RuntimeError, ValueError, TypeError, IndexError, OverflowError) as err:
+            if isinstance(err, UnsafeCheckpointError):
+                raise
+            # torch's checks of what a rebuild describes (sizes, strides, sparse indices...)
+            what = getattr(func, '__qualname__', type(func).__name__)
+            raise _refuse(f'{what}() of invalid data ({str(err).splitlines()[0] if str(err) else type(err).__name__})'
+                          ) from None
 
     def load_reduce(self):
         """REDUCE: ``func(*args)`` for allow-listed callables only."""
@@ -280,7 +301,7 @@ class _SafeUnpickler(pickle._Unpickler):
     def _new(self, cls, args, kwargs=None):
         if cls not in _NEWOBJ_CLASSES or args or kwargs:
             raise _refuse(f'{cls!r}.__new__ with arguments {args!r}')
-        self.append(cls.__new__(cls))
+        self.append(self._fresh(cls.__new__(cls)))
 
     def load_newobj(self):
         """NEWOBJ: ``cls.__new__(cls)`` of the few classes whose state a BUILD then fills in."""
@@ -301,6 +322,12 @@ class _SafeUnpickler(pickle._Unpickler):
         """BUILD: the state of an instance of one of :data:`_BUILDERS`' classes, checked by its builder."""
         state = self.stack.pop()
         inst = self.stack[-1]
+        if getattr(self, '_unbuilt', {}).pop(id(inst), None) is not inst:
+            # a second BUILD would change an object already in use (numpy frees an array's data that a
+            # tensor may share), and any other object is not data this unpickler made
+            shown = repr(inst) if not isinstance(inst, np.ndarray) else f'an array of shape {inst.shape}'
+            raise _refuse(f'setting the state of {shown[:100]}, which is not a new object of one of the data '
+                          'classes (or is set twice)')
         if isinstance(inst, np.dtype):  # numpy's dtype classes are per dtype (Float64DType...)
             return _set_dtype_state(inst, state)
         builder = _BUILDERS.get(type(inst))
@@ -360,21 +387,31 @@ def _check_file(f, name: str) -> None:
 
 
 def _check_archive(file, name: str) -> None:
+    start = file.tell()
     if file.read(4) != b'PK\x03\x04':  # not torch's zip format: the legacy format, read by the unpickler
         return
-    file.seek(-4, io.SEEK_CUR)
+    file.seek(start)
     try:
         with zipfile.ZipFile(file) as archive:
             names = archive.namelist()
     except (zipfile.BadZipFile, OSError, ValueError) as err:
         raise _corrupt(name, f'not a complete zip archive: {err}') from None
-    parts = [entry.split('/') for entry in names]
-    if any(p[-1] in ('constants.pkl', 'bytecode.pkl') or 'code' in p[1:-1] for p in parts):
+    file.seek(start)
+    try:  # what torch.load itself reads (Python's zipfile may find another central directory)
+        records = set(torch._C.PyTorchFileReader(file).get_all_records())
+    except RuntimeError as err:
+        raise _corrupt(name, str(err).splitlines()[0]) from None
+    entries = {entry.split('/', 1)[-1] for entry in names}
+    if {'constants.pkl', 'bytecode.pkl'} & (records | entries) or any(
+            r.startswith('code/') for r in records | entries):
         raise UnsafeCheckpointError(
             f'{name} is a TorchScript archive (a compiled program, not a checkpoint): mmlit refuses it, as '
             f'loading it runs its code. Load it with torch.jit.load only if you trust its source, or save the '
             f"model's state_dict with torch.save instead.")
-    if not any(p[-1] == 'data.pkl' for p in parts):
+    if records != entries:
+        raise UnsafeCheckpointError(f'{name} is a zip archive with two different tables of contents (zip '
+                                    'readers disagree on what it holds): refused, re-save it.')
+    if 'data.pkl' not in records:
         raise _corrupt(name, 'a zip archive without the data.pkl of a PyTorch checkpoint')
 
 
@@ -399,8 +436,10 @@ def safe_load(f, map_location=None, name: Optional[str] = None, mmap: bool = Fal
     name = name or _describe(f)
     _check_file(f, name)
     try:
-        return torch.load(f, map_location=map_location, pickle_module=_safe_pickle, weights_only=False,
-                          **(dict(mmap=True) if mmap else {}))
+        # sparse tensors are checked as they are built (torch checks them only for weights_only=True)
+        with torch.sparse.check_sparse_tensor_invariants(True):
+            return torch.load(f, map_location=map_location, pickle_module=_safe_pickle, weights_only=False,
+                              **(dict(mmap=True) if mmap else {}))
     except UnsafeCheckpointError as err:
         raise UnsafeCheckpointError(f'{name}: {err}') from None
     except _READ_ERRORS as err:
@@ -411,6 +450,10 @@ def safe_load(f, map_location=None, name: Optional[str] = None, mmap: bool = Fal
         # the caller's to see
         if any(text in str(err) for text in ('PytorchStreamReader', 'zip archive', 'magic number')):
             raise _corrupt(name, str(err).splitlines()[0]) from None
+        if any(frame.name == '_validate_loaded_sparse_tensors' for frame in traceback.extract_tb(err.__traceback__)):
+            raise UnsafeCheckpointError(f'{name}: Refusing a sparse tensor of invalid data ('
+                                        f'{str(err).splitlines()[0]}): using it would read or write out of bounds.'
+                                        ) from None
         if 'explicit pickle_module' in str(err):  # TORCH_FORCE_WEIGHTS_ONLY_LOAD is set
             raise CheckpointError(f'{name}: TORCH_FORCE_WEIGHTS_ONLY_LOAD is set, and torch then refuses '
                                   "mmlit's restricted unpickler; unset it (mmlit's loads run no code without "

@@ -117,15 +117,75 @@ def stored_config_of(checkpoint: dict, name: str) -> Config:
                                 'execute it; pass the config file as model=CONFIG.') from None
 
 
-def _init_model_from_stored_config(init_model):
-    """Wrap ``BaseInferencer._init_model`` so that ``model=None`` reads the stored config as data."""
+def _scopes() -> set:
+    """The registry scopes a stored config may name: OpenMMLab's packages (MMEngine's list), and mmlit."""
+    from mmengine.config.utils import MODULE2PACKAGE
+    return set(MODULE2PACKAGE) | {'mmengine', 'mmcv', 'mmlit'}
 
-    @functools.wraps(init_model)
-    def wrapper(self, cfg, weights, device='cpu'):
-        if not cfg and weights is not None:
-            from mmengine.runner.checkpoint import _load_checkpoint
-            cfg.update(stored_config_of(_load_checkpoint(weights, map_location='cpu'), weights)._cfg_dict)
-        return init_model(self, cfg, weights, device)
+
+def check_buildable(cfg: Config, name: str) -> None:
+    """Refuse a stored config whose registry names would import modules.
+
+    MMEngine's registries import the module ``scope.registry`` of a ``type='scope.Name'`` (and of a
+    ``_scope_``), and fall back to importing an unknown ``type`` as a dotted path
+    (``type='os.system'`` calls ``os.system``). Scopes must be OpenMMLab's; the fallback is turned off
+    while the inferencer builds (:func:`_registries_without_imports`).
+
+    Raises:
+        StoredConfigError: A ``type`` that is no string, or a scope that is not OpenMMLab's.
+    """
+    scopes = _scopes()
+
+    def walk(value, where):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key == 'type' and not isinstance(item, str):
+                    raise StoredConfigError(f'{name}: {where}.type is {item!r}, not a registered name')
+                if (key == 'type' and '.' in item) or key in ('_scope_', 'default_scope'):
+                    scope = item.split('.')[0] if key == 'type' else item
+                    if scope not in scopes:
+                        raise StoredConfigError(
+                            f'{name}: {where}.{key} = {item!r} names the scope {scope!r}, which is not an '
+                            f'OpenMMLab package; mmlit does not import it. Pass the config file as model=CONFIG.')
+                walk(item, f'{where}.{key}')
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                walk(item, f'{where}[{i}]')
+
+    walk(cfg.to_dict(), 'cfg')
+
+
+class _registries_without_imports:
+    """Turn off, for a ``with`` block, MMEngine's registry fallback that imports an unknown ``type`` as a
+    dotted path (a registered name is looked up as before)."""
+
+    def __enter__(self):
+        from mmengine.registry import registry
+        self.saved = registry.get_object_from_string
+
+        def refuse(key):
+            raise KeyError(f'{key!r} is not registered (mmlit does not import it from a stored config)')
+
+        registry.get_object_from_string = refuse
+        return self
+
+    def __exit__(self, *exc):
+        from mmengine.registry import registry
+        registry.get_object_from_string = self.saved
+
+
+def _init_from_stored_config(init):
+    """Wrap ``BaseInferencer.__init__`` so that ``model=None`` builds from the stored config read as data."""
+
+    @functools.wraps(init)
+    def wrapper(self, model=None, weights=None, *args, **kwargs):
+        if model is not None or weights is None:
+            return init(self, model, weights, *args, **kwargs)
+        from mmengine.runner.checkpoint import _load_checkpoint
+        cfg = stored_config_of(_load_checkpoint(weights, map_location='cpu'), weights)
+        check_buildable(cfg, weights)
+        with _registries_without_imports():
+            return init(self, cfg, weights, *args, **kwargs)
 
     wrapper.__mmlit_wrapped__ = True
     return wrapper
@@ -139,5 +199,5 @@ def register_stored_config_parsing() -> None:
     for module in (runner, _flexible_runner):
         if not isinstance(module.mmengine, _MMEngineForResume):
             module.mmengine = _MMEngineForResume('mmengine')
-    if not getattr(BaseInferencer._init_model, '__mmlit_wrapped__', False):
-        BaseInferencer._init_model = _init_model_from_stored_config(BaseInferencer._init_model)
+    if not getattr(BaseInferencer.__init__, '__mmlit_wrapped__', False):
+        BaseInferencer.__init__ = _init_from_stored_config(BaseInferencer.__init__)

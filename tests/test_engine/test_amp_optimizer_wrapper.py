@@ -18,6 +18,7 @@ import mmlit  # noqa: F401  (registers mmlit.AmpOptimWrapper)
 from mmlit.engine import AmpOptimWrapper
 from mmlit.engine.optimizers import amp_optimizer_wrapper as amp_module
 from mmlit.engine.optimizers.cpu_autocast import cpu_autocast
+from mmlit.utils import safe_load
 
 # the toy runs' helpers (tests/helpers): the subprocess runner, the options that shorten an epoch
 from toy_runs import EPOCH_SHORT, ROOT, TOOLS, TOY, run
@@ -223,7 +224,7 @@ def _train(workspace, config, name, *extra, epochs=1, opts=()):
     assert all(math.isfinite(v) for _, v in losses), losses
     checkpoint = work_dir / f'epoch_{epochs}.pth'
     assert checkpoint.exists()
-    return log, torch.load(checkpoint, map_location='cpu')
+    return log, safe_load(checkpoint, map_location='cpu')
 
 
 @pytest.mark.slow

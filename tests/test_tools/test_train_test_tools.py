@@ -11,7 +11,8 @@ import mmcv
 import pytest
 import torch
 
-import mmlit  # noqa: F401  (weights-only loading of mmengine checkpoints)
+import mmlit  # noqa: F401
+from mmlit.utils import safe_load  # MMEngine checkpoints (message hub: HistoryBuffer, numpy)
 
 from toy_runs import DEMO_IMAGE, EPOCH_SHORT, ROOT, TOOLS, TOY, run
 
@@ -54,7 +55,7 @@ def test_train_resume_test(task, workspace):
         assert 'resumed' in log.lower()
         last = work_dir / ('epoch_2.pth' if task != 'semantic_fpn' else 'iter_4.pth')
         assert last.exists()
-        assert torch.load(last)['meta']['iter'] == (4 if task == 'semantic_fpn' else 2 * torch.load(
+        assert safe_load(last)['meta']['iter'] == (4 if task == 'semantic_fpn' else 2 * safe_load(
             work_dir / first)['meta']['iter'])
     else:
         last = work_dir / first
@@ -116,7 +117,7 @@ def test_resume_ends_identical_to_an_uninterrupted_run(workspace):
     run(base + ['--work-dir', str(full), '--cfg-options', 'train_cfg.max_epochs=3'] + opts, workspace)
     run(base + ['--work-dir', str(split), '--cfg-options', 'train_cfg.max_epochs=1'] + opts, workspace)
     run(base + ['--work-dir', str(split), '--resume', '--cfg-options', 'train_cfg.max_epochs=3'] + opts, workspace)
-    a, b = torch.load(full / 'epoch_3.pth'), torch.load(split / 'epoch_3.pth')
+    a, b = safe_load(full / 'epoch_3.pth'), safe_load(split / 'epoch_3.pth')
     assert a['meta']['iter'] == b['meta']['iter'] == 6
     for key, value in a['state_dict'].items():
         assert torch.equal(value, b['state_dict'][key]), key

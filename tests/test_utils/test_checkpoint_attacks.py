@@ -129,6 +129,59 @@ def _torchscript_archive(path: Path, marker: Path) -> Path:
     return path
 
 
+def _second_central_directory(path: Path, marker: Path) -> Path:
+    """The TorchScript archive with a second, harmless table of contents appended, and an end record whose
+    offset points at the real one: Python's zipfile reads the harmless table, torch's reader the real one."""
+    archive = _torchscript_archive(path.with_suffix('.ts'), marker).read_bytes()
+    zip64 = archive.rfind(b'PK\x06\x06')  # torch writes a zip64 end record
+    count, size, offset = struct.unpack('<QQQ', archive[zip64 + 32:zip64 + 56])
+
+    def entry(name, comment=b''):
+        return struct.pack(zipfile.structCentralDir, b'PK\x01\x02', 20, 3, 20, 0, 0, 0, 0, 0, 0, 0, 0, len(name), 0,
+                           len(comment), 0, 0, 0, 0) + name + comment
+
+    pad = max(0, size - 2 * 46 - len(b'archive/data.pkl') - len(b'archive/version'))
+    table = entry(b'archive/data.pkl') + entry(b'archive/version', b'x' * pad)
+    end = struct.pack('<4s4H2LH', b'PK\x05\x06', 0, 0, count, count, len(table), offset, 0)
+    path.write_bytes(archive + table + end)
+    assert zipfile.ZipFile(path).namelist() == ['archive/data.pkl', 'archive/version']
+    return path
+
+
+class _SparseOutOfRange:
+    """A sparse COO tensor whose one index is 10**9 in a tensor of size 1 (to_dense() writes out of bounds)."""
+
+    def __reduce__(self):
+        return (torch._utils._rebuild_sparse_tensor,
+                (torch.sparse_coo, (torch.tensor([[10**9]]), torch.ones(1), (1, ), True)))
+
+
+def _array_built_twice(path: Path) -> Path:
+    """A 64 MiB numpy array shared with a tensor (``_rebuild_device_tensor_from_numpy``), then BUILT again
+    with a 1-byte state: numpy frees the buffer the tensor still points at."""
+    n = 64 << 20
+
+    def glob(module, name):
+        return b'c' + f'{module}\n{name}\n'.encode()
+
+    def state(size):
+        return (b'(K\x01J' + struct.pack('<i', size) + b'\x85' + glob('numpy', 'dtype') + _unicode('u1')
+                + b'\x89\x88\x87R' + b'\x89B' + struct.pack('<I', size) + b'A' * size + b't')
+
+    data = (b'\x80\x02' + glob('numpy._core.multiarray', '_reconstruct') + glob('numpy', 'ndarray')
+            + b'K\x00\x85C\x01b\x87R' + state(n) + b'bq\x000' + b'}' + _unicode('w')
+            + glob('torch._utils', '_rebuild_device_tensor_from_numpy') + b'(h\x00' + glob('torch', 'uint8')
+            + _unicode('cpu') + b'\x89tRs' + b'h\x00' + state(1) + b'b0.')
+    return _with_pickle(path, data)
+
+
+def _probe_module(tmp_path: Path) -> str:
+    """A module on sys.path whose import creates tmp_path/PWNED: what a registry fallback would import."""
+    (tmp_path / 'mmlit_probe_payload.py').write_text(f"open({str(tmp_path / 'PWNED')!r}, 'w').close()\n")
+    sys.path.insert(0, str(tmp_path))
+    return 'mmlit_probe_payload'
+
+
 def _plain_mmengine(path: Path, body: str) -> Path:
     """A checkpoint written by plain MMEngine (mmlit not imported), after ``body`` ran in that process."""
     code = textwrap.dedent("""
@@ -175,6 +228,15 @@ def _resume(path):
     runner._load_from = str(path)
     runner.train()
     return runner
+
+
+def _load_and_use(path):
+    """Load, then touch every tensor and array (memory errors show on first use)."""
+    checkpoint = _load(path)
+    for value in (checkpoint.get('state_dict') or checkpoint).values():
+        if isinstance(value, torch.Tensor):
+            value.to_dense().sum() if value.is_sparse else value.sum()
+    return checkpoint
 
 
 def _det_inferencer(path):
@@ -252,6 +314,25 @@ ATTACKS = {
     'inferencer-executes-stored-config': Attack(
         lambda t: _inferencer_checkpoint(t / 'a.pth', "model = dict(type='RetinaNet')" + _payload(t / 'PWNED')),
         load=_det_inferencer, refusal=(mmlit.utils.StoredConfigError, 'not plain data')),
+    'torchscript-behind-a-second-central-directory': Attack(
+        lambda t: _second_central_directory(t / 'a.pth', t / 'PWNED'),
+        refusal=(pickle.UnpicklingError, 'TorchScript archive')),
+    'sparse-index-out-of-range': Attack(
+        lambda t: (torch.save({'state_dict': {'w': _SparseOutOfRange()}}, t / 'a.pth'), t / 'a.pth')[1],
+        load=_load_and_use,
+        refusal=(pickle.UnpicklingError, 'sparse tensor of invalid data .size is inconsistent with indices')),
+    'numpy-array-built-twice-under-a-tensor': Attack(
+        lambda t: _array_built_twice(t / 'a.pth'), load=_load_and_use,
+        refusal=(pickle.UnpicklingError, 'twice')),
+    'inferencer-type-is-a-dotted-path': Attack(
+        lambda t: _inferencer_checkpoint(t / 'a.pth', f"model = dict(type='os.system', command='touch {t}/PWNED')"),
+        load=_det_inferencer, refusal=(mmlit.utils.StoredConfigError, "scope 'os'")),
+    'inferencer-scope-imports-a-module': Attack(
+        lambda t: _inferencer_checkpoint(t / 'a.pth', f"model = dict(type='RetinaNet', _scope_='{_probe_module(t)}')"),
+        load=_det_inferencer, refusal=(mmlit.utils.StoredConfigError, 'not an OpenMMLab package')),
+    'inferencer-unknown-type-imports-a-module': Attack(
+        lambda t: _inferencer_checkpoint(t / 'a.pth', f"model = dict(type='{_probe_module(t)}')"),
+        load=_det_inferencer, refusal=(Exception, 'mmlit_probe_payload')),
     'pavi-plain-torch-load': Attack(
         lambda t: t / 'a.pth', load=lambda p: CheckpointLoader.load_checkpoint('pavi://' + str(p)),
         refusal=(mmlit.utils.CheckpointError, 'does not load pavi://')),
