@@ -2,7 +2,8 @@
 
 ``import mmlit`` (or ``custom_imports=dict(imports=['mmlit'])`` in a config) registers ``LIT`` so that
 ``type='LIT'`` and ``type='mmlit.LIT'`` build from the mmdet, mmseg and mmpretrain model registries, and
-makes MMEngine load checkpoints without running code, on every supported torch (see :mod:`mmlit.utils.safe_checkpoint`).
+makes MMEngine load checkpoints without running code, on every supported torch (see
+:mod:`mmlit.utils.safe_checkpoint` and :mod:`mmlit.utils.stored_config`).
 """
 from .utils import register_safe_loading
 from .version import __version__, version_info

@@ -60,10 +60,3 @@ def is_tracing() -> bool:
 def onnx_has_dynamo_exporter() -> bool:
     """Whether ``torch.onnx.export`` takes ``dynamo=`` (the torch.export-based exporter, torch >= 2.5)."""
     return 'dynamo' in inspect.signature(torch.onnx.export).parameters
-
-
-@functools.lru_cache(maxsize=None)
-def has_weights_only_allowlist() -> bool:
-    """Whether weights-only ``torch.load`` can be taught extra safe globals (``add_safe_globals``,
-    torch >= 2.4). Older torch has a fixed allow-list that MMEngine checkpoints do not fit."""
-    return hasattr(torch.serialization, 'add_safe_globals')
