@@ -156,9 +156,10 @@ class _SparseOutOfRange:
                 (torch.sparse_coo, (torch.tensor([[10**9]]), torch.ones(1), (1, ), True)))
 
 
-def _array_built_twice(path: Path) -> Path:
-    """A 64 MiB numpy array shared with a tensor (``_rebuild_device_tensor_from_numpy``), then BUILT again
-    with a 1-byte state: numpy frees the buffer the tensor still points at."""
+def _array_built_twice(path: Path, under_a_tensor: bool = True) -> Path:
+    """A 64 MiB numpy array shared with a tensor (``_rebuild_device_tensor_from_numpy``; torch < 2.2 has no
+    such rebuild and refuses it), then BUILT again with a 1-byte state: numpy frees the buffer the tensor
+    still points at. Without the tensor: the same array in a dict, BUILT twice."""
     n = 64 << 20
 
     def glob(module, name):
@@ -168,10 +169,11 @@ def _array_built_twice(path: Path) -> Path:
         return (b'(K\x01J' + struct.pack('<i', size) + b'\x85' + glob('numpy', 'dtype') + _unicode('u1')
                 + b'\x89\x88\x87R' + b'\x89B' + struct.pack('<I', size) + b'A' * size + b't')
 
+    share = (glob('torch._utils', '_rebuild_device_tensor_from_numpy') + b'(h\x00' + glob('torch', 'uint8')
+             + _unicode('cpu') + b'\x89tR') if under_a_tensor else b'h\x00'
     data = (b'\x80\x02' + glob('numpy._core.multiarray', '_reconstruct') + glob('numpy', 'ndarray')
-            + b'K\x00\x85C\x01b\x87R' + state(n) + b'bq\x000' + b'}' + _unicode('w')
-            + glob('torch._utils', '_rebuild_device_tensor_from_numpy') + b'(h\x00' + glob('torch', 'uint8')
-            + _unicode('cpu') + b'\x89tRs' + b'h\x00' + state(1) + b'b0.')
+            + b'K\x00\x85C\x01b\x87R' + state(n) + b'bq\x000' + b'}' + _unicode('w') + share + b's'
+            + b'h\x00' + state(1) + b'b0.')
     return _with_pickle(path, data)
 
 
@@ -323,6 +325,9 @@ ATTACKS = {
         refusal=(pickle.UnpicklingError, 'sparse tensor of invalid data .size is inconsistent with indices')),
     'numpy-array-built-twice-under-a-tensor': Attack(
         lambda t: _array_built_twice(t / 'a.pth'), load=_load_and_use,
+        refusal=(pickle.UnpicklingError, 'twice|the global torch._utils._rebuild_device_tensor_from_numpy')),
+    'numpy-array-built-twice': Attack(
+        lambda t: _array_built_twice(t / 'a.pth', under_a_tensor=False), load=_load_and_use,
         refusal=(pickle.UnpicklingError, 'twice')),
     'inferencer-type-is-a-dotted-path': Attack(
         lambda t: _inferencer_checkpoint(t / 'a.pth', f"model = dict(type='os.system', command='touch {t}/PWNED')"),
