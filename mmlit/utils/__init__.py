@@ -8,9 +8,9 @@ from .safe_checkpoint import (
                               register_safe_loading,
                               safe_load,
 )
-from .stored_config import StoredConfigError, parse_stored_config
+from .stored_config import StoredConfigError, parse_stored_config, stored_config_of
 
 __all__ = [
     'CheckpointError', 'CheckpointNotFoundError', 'UnsafeCheckpointError', 'StoredConfigError', 'register_safe_loading',
-    'safe_load', 'history_buffer_method', 'parse_stored_config'
+    'safe_load', 'history_buffer_method', 'parse_stored_config', 'stored_config_of'
 ]

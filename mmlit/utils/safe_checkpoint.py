@@ -21,8 +21,9 @@ nothing is added to torch's process-wide weights-only allow-list.
 :func:`register_safe_loading` points MMEngine's ``CheckpointLoader`` (``load_from``, ``resume``,
 ``init_cfg=dict(type='Pretrained')``, the inferencers and mmlit's tools) at :func:`safe_load` for local
 paths, http(s) URLs, ``s3://`` / ``petrel://`` paths and the model-zoo schemes, refuses ``pavi://``
-(which MMEngine loads with a plain ``torch.load``), and keeps the config a checkpoint stores from being
-executed (:mod:`mmlit.utils.stored_config`).
+(which MMEngine loads with a plain ``torch.load``), keeps the config a checkpoint stores from being
+executed (:mod:`mmlit.utils.stored_config`) and checks the optimizer state it resumes
+(:mod:`mmlit.utils.optimizer_state`).
 """
 import _compat_pickle
 import codecs
@@ -241,6 +242,16 @@ def _value_only(name: str, obj: Any) -> bool:
 _NEWOBJ_CLASSES = (HistoryBuffer, collections.OrderedDict)
 
 
+# what SETITEM(S) may write into (exact types: a tensor or an array has __setitem__ too)
+_MAPPINGS = (dict, collections.OrderedDict, collections.Counter)
+
+
+def _check_container(obj, types_: tuple, opcode: str):
+    if type(obj) not in types_:
+        raise _refuse(f'{opcode} on {type(obj).__name__} (only {", ".join(t.__name__ for t in types_)})')
+    return obj
+
+
 class _Dispatch(dict):
     """Pickle's opcode table: an opcode that is not in it is a corrupt file, not a ``KeyError``."""
 
@@ -284,7 +295,11 @@ class _SafeUnpickler(pickle._Unpickler):
         if id(func) not in self.callables:
             raise _refuse(f'a call of {func!r}')
         try:
-            return self._fresh(func(*args, **(kwargs or {})))
+            result = self._fresh(func(*args, **(kwargs or {})))
+            if torch._utils._sparse_tensors_to_validate:
+                # checked now, before anything can use or copy it (torch checks them after the whole load)
+                torch._utils._validate_loaded_sparse_tensors()
+            return result
         except (RuntimeError, ValueError, TypeError, IndexError, OverflowError) as err:
             if isinstance(err, UnsafeCheckpointError):
                 raise
@@ -318,6 +333,34 @@ class _SafeUnpickler(pickle._Unpickler):
         """OBJ and INST: as REDUCE."""
         self.append(self._call(klass, args))
 
+    def load_setitem(self):
+        """SETITEM: only into a dict, an OrderedDict or a Counter."""
+        value = self.stack.pop()
+        key = self.stack.pop()
+        _check_container(self.stack[-1], _MAPPINGS, 'SETITEM')[key] = value
+
+    def load_setitems(self):
+        """SETITEMS: as SETITEM."""
+        items = self.pop_mark()
+        mapping = _check_container(self.stack[-1], _MAPPINGS, 'SETITEMS')
+        for i in range(0, len(items), 2):
+            mapping[items[i]] = items[i + 1]
+
+    def load_append(self):
+        """APPEND: only to a list."""
+        value = self.stack.pop()
+        _check_container(self.stack[-1], (list, ), 'APPEND').append(value)
+
+    def load_appends(self):
+        """APPENDS: as APPEND."""
+        items = self.pop_mark()
+        _check_container(self.stack[-1], (list, ), 'APPENDS').extend(items)
+
+    def load_additems(self):
+        """ADDITEMS: only to a set."""
+        items = self.pop_mark()
+        _check_container(self.stack[-1], (set, ), 'ADDITEMS').update(items)
+
     def load_build(self):
         """BUILD: the state of an instance of one of :data:`_BUILDERS`' classes, checked by its builder."""
         state = self.stack.pop()
@@ -336,6 +379,11 @@ class _SafeUnpickler(pickle._Unpickler):
         builder(inst, state)
 
     dispatch = _Dispatch(pickle._Unpickler.dispatch)
+    dispatch[pickle.SETITEM[0]] = load_setitem
+    dispatch[pickle.SETITEMS[0]] = load_setitems
+    dispatch[pickle.APPEND[0]] = load_append
+    dispatch[pickle.APPENDS[0]] = load_appends
+    dispatch[pickle.ADDITEMS[0]] = load_additems
     dispatch[pickle.REDUCE[0]] = load_reduce
     dispatch[pickle.NEWOBJ[0]] = load_newobj
     dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
@@ -555,12 +603,14 @@ def register_safe_loading() -> None:
     :func:`load_from_local`, :func:`load_from_http`, :func:`load_from_ceph` and
     :func:`load_from_openmmlab`; ``torchvision://`` and ``mmcls://`` resolve a name to a URL and then call
     MMEngine's module-level ``load_from_http``, which is pointed at mmlit's; ``pavi://`` is refused.
-    ``HistoryBuffer`` pickles without its statistic methods from now on, and ``Runner.resume`` and the
-    inferencers read the config a checkpoint stores without executing it
-    (:func:`mmlit.utils.stored_config.register_stored_config_parsing`).
+    ``HistoryBuffer`` pickles without its statistic methods from now on; ``Runner.resume`` reads the config
+    a checkpoint stores without executing it and the inferencers refuse to build from it
+    (:func:`mmlit.utils.stored_config.register_stored_config_parsing`); the optimizer state resume loads is
+    checked against the optimizer (:func:`mmlit.utils.optimizer_state.register_optimizer_state_checks`).
     """
     from mmengine.runner import checkpoint as mmengine_checkpoint
 
+    from .optimizer_state import register_optimizer_state_checks
     from .stored_config import register_stored_config_parsing
     HistoryBuffer.__getstate__ = _history_buffer_getstate
     CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
@@ -573,3 +623,4 @@ def register_safe_loading() -> None:
     mmengine_checkpoint.load_from_local = load_from_local
     mmengine_checkpoint.load_from_http = load_from_http
     register_stored_config_parsing()
+    register_optimizer_state_checks()

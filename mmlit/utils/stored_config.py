@@ -6,7 +6,10 @@ MMEngine writes the training config into every checkpoint (``meta['config']`` an
 ``Runner.resume`` (for its check of the number of GPUs) and the inferencers given ``model=None`` (to build
 the model). A checkpoint from someone else would run their code there. :func:`parse_stored_config` reads
 such text as data instead: assignments of literals, lists, tuples, dicts and ``dict(...)`` calls, which is
-all ``pretty_text`` writes; anything else raises :class:`StoredConfigError`.
+all ``pretty_text`` writes; anything else raises :class:`StoredConfigError`. Resume reads it so; the
+inferencers refuse ``model=None``, as building the components such a config names runs their constructors
+with its arguments (some evaluate strings or read config files): the user passes the config, or, for a
+checkpoint they trust, :func:`stored_config_of` it.
 """
 import ast
 import functools
@@ -117,87 +120,31 @@ def stored_config_of(checkpoint: dict, name: str) -> Config:
                                 'execute it; pass the config file as model=CONFIG.') from None
 
 
-def _scopes() -> set:
-    """The registry scopes a stored config may name: OpenMMLab's packages (MMEngine's list), and mmlit."""
-    from mmengine.config.utils import MODULE2PACKAGE
-    return set(MODULE2PACKAGE) | {'mmengine', 'mmcv', 'mmlit'}
-
-
-def check_buildable(cfg: Config, name: str) -> None:
-    """Refuse a stored config whose registry names would import modules.
-
-    MMEngine's registries import the module ``scope.registry`` of a ``type='scope.Name'`` (and of a
-    ``_scope_``), and fall back to importing an unknown ``type`` as a dotted path
-    (``type='os.system'`` calls ``os.system``). Scopes must be OpenMMLab's; the fallback is turned off
-    while the inferencer builds (:func:`_registries_without_imports`).
-
-    Raises:
-        StoredConfigError: A ``type`` that is no string, or a scope that is not OpenMMLab's.
-    """
-    scopes = _scopes()
-
-    def walk(value, where):
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if key == 'type' and not isinstance(item, str):
-                    raise StoredConfigError(f'{name}: {where}.type is {item!r}, not a registered name')
-                if (key == 'type' and '.' in item) or key in ('_scope_', 'default_scope'):
-                    scope = item.split('.')[0] if key == 'type' else item
-                    if scope not in scopes:
-                        raise StoredConfigError(
-                            f'{name}: {where}.{key} = {item!r} names the scope {scope!r}, which is not an '
-                            f'OpenMMLab package; mmlit does not import it. Pass the config file as model=CONFIG.')
-                walk(item, f'{where}.{key}')
-        elif isinstance(value, (list, tuple)):
-            for i, item in enumerate(value):
-                walk(item, f'{where}[{i}]')
-
-    walk(cfg.to_dict(), 'cfg')
-
-
-class _registries_without_imports:
-    """Turn off, for a ``with`` block, MMEngine's registry fallback that imports an unknown ``type`` as a
-    dotted path (a registered name is looked up as before)."""
-
-    def __enter__(self):
-        from mmengine.registry import registry
-        self.saved = registry.get_object_from_string
-
-        def refuse(key):
-            raise KeyError(f'{key!r} is not registered (mmlit does not import it from a stored config)')
-
-        registry.get_object_from_string = refuse
-        return self
-
-    def __exit__(self, *exc):
-        from mmengine.registry import registry
-        registry.get_object_from_string = self.saved
-
-
-def _init_from_stored_config(init):
-    """Wrap ``BaseInferencer.__init__`` so that ``model=None`` builds from the stored config read as data."""
+def _refuse_stored_config(init):
+    """Wrap ``BaseInferencer.__init__``: ``model=None`` (build from the checkpoint's stored config) is
+    refused, with what to pass instead."""
 
     @functools.wraps(init)
     def wrapper(self, model=None, weights=None, *args, **kwargs):
-        if model is not None or weights is None:
-            return init(self, model, weights, *args, **kwargs)
-        from mmengine.runner.checkpoint import _load_checkpoint
-        cfg = stored_config_of(_load_checkpoint(weights, map_location='cpu'), weights)
-        check_buildable(cfg, weights)
-        with _registries_without_imports():
-            return init(self, cfg, weights, *args, **kwargs)
+        if model is None and weights is not None:
+            raise StoredConfigError(
+                f'{weights}: mmlit does not build a model from the config a checkpoint stores (model=None): its '
+                "components' constructors would run with the checkpoint's arguments, and some evaluate strings "
+                'or read files. Pass the config file as model=CONFIG; for a checkpoint you trust, '
+                'model=mmlit.utils.stored_config_of(mmlit.utils.safe_load(weights), weights).')
+        return init(self, model, weights, *args, **kwargs)
 
     wrapper.__mmlit_wrapped__ = True
     return wrapper
 
 
 def register_stored_config_parsing() -> None:
-    """Make ``Runner.resume``, ``FlexibleRunner.resume`` and MMEngine's inferencers read the config a
-    checkpoint stores as data (idempotent)."""
+    """Make ``Runner.resume`` and ``FlexibleRunner.resume`` read the config a checkpoint stores as data, and
+    MMEngine's inferencers refuse to build a model from it (idempotent)."""
     from mmengine.infer import BaseInferencer
     from mmengine.runner import _flexible_runner, runner
     for module in (runner, _flexible_runner):
         if not isinstance(module.mmengine, _MMEngineForResume):
             module.mmengine = _MMEngineForResume('mmengine')
     if not getattr(BaseInferencer.__init__, '__mmlit_wrapped__', False):
-        BaseInferencer.__init__ = _init_from_stored_config(BaseInferencer.__init__)
+        BaseInferencer.__init__ = _refuse_stored_config(BaseInferencer.__init__)

@@ -151,9 +151,11 @@ def _second_central_directory(path: Path, marker: Path) -> Path:
 class _SparseOutOfRange:
     """A sparse COO tensor whose one index is 10**9 in a tensor of size 1 (to_dense() writes out of bounds)."""
 
+    def __init__(self, indices=None):
+        self.indices = torch.tensor([[10**9]]) if indices is None else indices
+
     def __reduce__(self):
-        return (torch._utils._rebuild_sparse_tensor,
-                (torch.sparse_coo, (torch.tensor([[10**9]]), torch.ones(1), (1, ), True)))
+        return (torch._utils._rebuild_sparse_tensor, (torch.sparse_coo, (self.indices, torch.ones(1), (1, ), True)))
 
 
 def _array_built_twice(path: Path, under_a_tensor: bool = True) -> Path:
@@ -177,11 +179,49 @@ def _array_built_twice(path: Path, under_a_tensor: bool = True) -> Path:
     return _with_pickle(path, data)
 
 
-def _probe_module(tmp_path: Path) -> str:
-    """A module on sys.path whose import creates tmp_path/PWNED: what a registry fallback would import."""
-    (tmp_path / 'mmlit_probe_payload.py').write_text(f"open({str(tmp_path / 'PWNED')!r}, 'w').close()\n")
-    sys.path.insert(0, str(tmp_path))
-    return 'mmlit_probe_payload'
+class _SetitemIntoTensor:
+    """A tensor, then SETITEMS into it (pickle's fifth reduce value): writes a checkpoint's values into an
+    object that is no dict (the way an index tensor is changed after torch has checked it)."""
+
+    def __reduce__(self):
+        rebuild, args = torch.ones(2).__reduce_ex__(2)[:2]
+        return (rebuild, args, None, None, iter([(0, 5.0)]))
+
+
+class _Rebuild:
+    """A call of torch's ``_rebuild_device_tensor_from_cpu_tensor`` (``tensor.to(dtype)``), optionally
+    followed by SETITEMS into its result (pickle's fifth reduce value)."""
+
+    def __init__(self, tensor, dtype, items=None):
+        self.tensor, self.dtype, self.items = tensor, dtype, items
+
+    def __reduce__(self):
+        args = (torch._utils._rebuild_device_tensor_from_cpu_tensor, (self.tensor, self.dtype, 'cpu', False))
+        return args if self.items is None else args + (None, None, iter(self.items))
+
+
+def _sparse_laundered(path: Path) -> Path:
+    """A sparse tensor with an index out of range, copied (``.to(float64)``) while it is invalid, its index
+    then set right by SETITEMS into the index tensor, so that torch's end-of-load check passes."""
+    if not hasattr(torch._utils, '_rebuild_device_tensor_from_cpu_tensor'):
+        pytest.skip('torch < 2.2 has no _rebuild_device_tensor_from_cpu_tensor (the setitem row covers it)')
+    indices = torch.tensor([[10**9]])
+    sparse = _SparseOutOfRange(indices)
+    torch.save({'state_dict': {'w': _Rebuild(sparse, torch.float64)},
+                'meta': [sparse, _Rebuild(indices, torch.int64, [((0, 0), 0)])]}, path)
+    return path
+
+
+def _hostile_optimizer_state(tmp_path: Path) -> Path:
+    """A real checkpoint whose AdamW state is fused, with 1-element moments for a 4-element weight: fused
+    AdamW would write 4 elements into each (the bytes after them in their shared buffer)."""
+    path = _trained_checkpoint(tmp_path, 'gpu_ids = [0]')
+    checkpoint = safe_load(path)
+    checkpoint['optimizer']['param_groups'][0].update(fused=True, foreach=False)
+    buffer = torch.zeros(64)
+    checkpoint['optimizer']['state'][0].update(exp_avg=buffer[0:1], exp_avg_sq=buffer[32:33])
+    torch.save(checkpoint, path)
+    return path
 
 
 def _plain_mmengine(path: Path, body: str) -> Path:
@@ -315,29 +355,39 @@ ATTACKS = {
         load=_resume, harmless=_resumed),
     'inferencer-executes-stored-config': Attack(
         lambda t: _inferencer_checkpoint(t / 'a.pth', "model = dict(type='RetinaNet')" + _payload(t / 'PWNED')),
-        load=_det_inferencer, refusal=(mmlit.utils.StoredConfigError, 'not plain data')),
+        load=_det_inferencer, refusal=(mmlit.utils.StoredConfigError, 'does not build a model from the config')),
     'torchscript-behind-a-second-central-directory': Attack(
         lambda t: _second_central_directory(t / 'a.pth', t / 'PWNED'),
         refusal=(pickle.UnpicklingError, 'TorchScript archive')),
     'sparse-index-out-of-range': Attack(
         lambda t: (torch.save({'state_dict': {'w': _SparseOutOfRange()}}, t / 'a.pth'), t / 'a.pth')[1],
         load=_load_and_use,
-        refusal=(pickle.UnpicklingError, 'sparse tensor of invalid data .size is inconsistent with indices')),
+        refusal=(pickle.UnpicklingError, 'of invalid data .size is inconsistent with indices')),
     'numpy-array-built-twice-under-a-tensor': Attack(
         lambda t: _array_built_twice(t / 'a.pth'), load=_load_and_use,
         refusal=(pickle.UnpicklingError, 'twice|the global torch._utils._rebuild_device_tensor_from_numpy')),
     'numpy-array-built-twice': Attack(
         lambda t: _array_built_twice(t / 'a.pth', under_a_tensor=False), load=_load_and_use,
         refusal=(pickle.UnpicklingError, 'twice')),
+    # plain data, but building it runs constructors with the checkpoint's arguments: registry names imported
+    # as dotted paths, mmdet's CameraMotionCompensation eval()s its warp_mode
     'inferencer-type-is-a-dotted-path': Attack(
         lambda t: _inferencer_checkpoint(t / 'a.pth', f"model = dict(type='os.system', command='touch {t}/PWNED')"),
-        load=_det_inferencer, refusal=(mmlit.utils.StoredConfigError, "scope 'os'")),
-    'inferencer-scope-imports-a-module': Attack(
-        lambda t: _inferencer_checkpoint(t / 'a.pth', f"model = dict(type='RetinaNet', _scope_='{_probe_module(t)}')"),
-        load=_det_inferencer, refusal=(mmlit.utils.StoredConfigError, 'not an OpenMMLab package')),
-    'inferencer-unknown-type-imports-a-module': Attack(
-        lambda t: _inferencer_checkpoint(t / 'a.pth', f"model = dict(type='{_probe_module(t)}')"),
-        load=_det_inferencer, refusal=(Exception, 'mmlit_probe_payload')),
+        load=_det_inferencer, refusal=(mmlit.utils.StoredConfigError, 'does not build a model from the config')),
+    'inferencer-constructor-evaluates-a-string': Attack(
+        lambda t: _inferencer_checkpoint(t / 'a.pth', (
+            "model = dict(type='StrongSORT', cmc=dict(type='CameraMotionCompensation', "
+            f"warp_mode=\"__import__('os').system('touch {t}/PWNED') or 0\"))")),
+        load=_det_inferencer, refusal=(mmlit.utils.StoredConfigError, 'does not build a model from the config')),
+    'sparse-indices-fixed-after-validation': Attack(
+        lambda t: _sparse_laundered(t / 'a.pth'), load=_load_and_use,
+        refusal=(pickle.UnpicklingError, 'of invalid data|SETITEMS? on Tensor')),
+    'setitem-into-a-tensor': Attack(
+        lambda t: (torch.save({'state_dict': {'w': _SetitemIntoTensor()}}, t / 'a.pth'), t / 'a.pth')[1],
+        refusal=(pickle.UnpicklingError, 'SETITEMS? on Tensor')),
+    'resume-optimizer-state-of-another-shape': Attack(
+        lambda t: _hostile_optimizer_state(t), load=_resume,
+        refusal=(mmlit.utils.CheckpointError, 'holds exp_avg of shape .1,. for a parameter of shape .1, 4.')),
     'pavi-plain-torch-load': Attack(
         lambda t: t / 'a.pth', load=lambda p: CheckpointLoader.load_checkpoint('pavi://' + str(p)),
         refusal=(mmlit.utils.CheckpointError, 'does not load pavi://')),
@@ -395,13 +445,15 @@ def test_resume_still_checks_the_stored_gpu_ids(tmp_path):
         _resume(path)
 
 
-def test_inferencer_builds_from_a_stored_config_of_plain_data(tmp_path):
+def test_inferencer_builds_from_a_stored_config_the_user_trusts(tmp_path):
+    """The refusal of model=None names the way for a trusted checkpoint, and that way works."""
+    from mmdet.apis import DetInferencer
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     init_default_scope('mmdet')
-    cfg = Config.fromfile(str(TOY_RETINANET))
-    path = _inferencer_checkpoint(tmp_path / 'plain.pth', cfg.pretty_text)
-    inferencer = _det_inferencer(path)
+    path = _inferencer_checkpoint(tmp_path / 'plain.pth', Config.fromfile(str(TOY_RETINANET)).pretty_text)
+    cfg = mmlit.utils.stored_config_of(safe_load(path), str(path))
+    inferencer = DetInferencer(model=cfg, weights=str(path), device='cpu', show_progress=False)
     assert type(inferencer.model).__name__ == 'RetinaNet'
     assert type(inferencer.model.backbone).__name__ == 'LIT'
 
