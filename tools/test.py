@@ -59,7 +59,7 @@ def enable_visualization(cfg: Config, show_dir: str) -> None:
 @run_tool
 def main():
     args = parse_args()
-    check_checkpoints(args.checkpoint)
+    checkpoint, = check_checkpoints(args.checkpoint)
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     cfg.load_from = args.checkpoint
     if args.show_dir:
@@ -71,7 +71,7 @@ def main():
     check_datasets(cfg, args.config, ('test_dataloader', ))
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    check_model_fits(runner.model, args.checkpoint)
+    check_model_fits(runner.model, checkpoint, args.checkpoint)
     if args.amp and not torch.cuda.is_available():
         autocast_features(runner.model)
         runner.logger.info('--amp: backbone and neck under bfloat16 autocast, heads in float32')

@@ -121,11 +121,11 @@ def load_backbone(target: str, checkpoint: Optional[str] = None) -> nn.Module:
         try:
             result = backbone.load_state_dict(state_dict, strict=False)
         except RuntimeError as err:  # shapes differ: another arch
-            guess = guess_arch(state_dict)
+            first_mismatch = (str(err).splitlines()[1:] or [str(err)])[0].strip()
             raise CheckpointError(
                 f'{checkpoint} does not fit the backbone of {target}: it holds the weights of '
-                f'{guess or "another arch"} ({str(err).splitlines()[1].strip() if chr(10) in str(err) else err}); '
-                'pass the checkpoint of this arch, or the arch of this checkpoint.') from None
+                f'{guess_arch(state_dict) or "another arch"} ({first_mismatch}); pass the checkpoint of this '
+                'arch, or the arch of this checkpoint.') from None
         if result.missing_keys:
             raise CheckpointError(f'{checkpoint} does not hold the weights of this backbone: missing '
                                   f'{result.missing_keys[:5]} ({len(result.missing_keys)} keys). Is it the '

@@ -9,7 +9,7 @@ import torch
 from mmengine.config import Config
 from mmengine.dist import init_dist, is_distributed
 
-from .safe_checkpoint import CheckpointError, check_checkpoint, safe_load
+from .safe_checkpoint import CheckpointError, check_checkpoint
 
 TOY_CONFIG = 'configs/toy/mask_rcnn_lit_ti_fpn_toy_shapes.py'
 
@@ -104,24 +104,20 @@ def run_tool(main: Callable) -> Callable:
     return wrapper
 
 
-def check_checkpoints(*filenames: Optional[str]) -> None:
+def check_checkpoints(*filenames: Optional[str]) -> list:
     """:func:`~mmlit.utils.safe_checkpoint.check_checkpoint` for each of ``filenames`` that is given,
-    before a runner is built (and prints its config)."""
-    for filename in filenames:
-        if filename:
-            check_checkpoint(filename)
+    before a runner is built (and prints its config); what it returned for each (None where not given)."""
+    return [check_checkpoint(filename) if filename else None for filename in filenames]
 
 
-def check_model_fits(model, filename: str) -> None:
+def check_model_fits(model, checkpoint, filename: str) -> None:
     """Raise :class:`~mmlit.utils.CheckpointError` before testing when fewer than half of ``model``'s
-    tensors are in the local checkpoint ``filename`` with their shape (MMEngine would only warn, and
-    evaluate a model that is mostly random), naming the arch of LIT its backbone looks like."""
-    if '://' in filename:
+    tensors are in ``checkpoint`` (loaded from ``filename``; None: not checked) with their shape (MMEngine
+    would only warn, and evaluate a model that is mostly random), naming the arch of LIT its backbone
+    looks like."""
+    if checkpoint is None:
         return
     from mmlit.models.utils import check_fits
-    with open(filename, 'rb') as file:
-        is_zip = file.read(4) == b'PK\x03\x04'
-    checkpoint = safe_load(filename, map_location='cpu', mmap=is_zip)
     state_dict = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else {}
     state_dict = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state_dict.items()
                   if isinstance(v, torch.Tensor)}

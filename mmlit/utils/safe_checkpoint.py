@@ -410,8 +410,9 @@ def _corrupt(name: str, reason: str) -> CheckpointError:
     return CheckpointError(f'{name} is truncated or corrupt ({reason}): re-download or re-save it.')
 
 
-def _check_file(f, name: str) -> None:
-    """Refuse TorchScript archives and report files that are no checkpoint, before ``torch.load`` sees them.
+def _check_file(f, name: str) -> bool:
+    """Refuse TorchScript archives and report files that are no checkpoint, before ``torch.load`` sees them;
+    whether the file is in torch's zip format.
 
     ``torch.load`` reads a file that starts as a zip archive as the zip format, which it hands to
     ``torch.jit.load`` when it is a TorchScript archive (``constants.pkl``, ``code/``): that would run
@@ -425,19 +426,20 @@ def _check_file(f, name: str) -> None:
             raise CheckpointError(f'{name} is empty (0 bytes): the download or save did not finish; '
                                   're-download or re-save it.')
         with open(f, 'rb') as file:
-            _check_archive(file, name)
-    elif hasattr(f, 'seek') and hasattr(f, 'read'):
+            return _check_archive(file, name)
+    if hasattr(f, 'seek') and hasattr(f, 'read'):
         start = f.tell()
         try:
-            _check_archive(f, name)
+            return _check_archive(f, name)
         finally:
             f.seek(start)
+    return False
 
 
-def _check_archive(file, name: str) -> None:
+def _check_archive(file, name: str) -> bool:
     start = file.tell()
     if file.read(4) != b'PK\x03\x04':  # not torch's zip format: the legacy format, read by the unpickler
-        return
+        return False
     file.seek(start)
     try:
         with zipfile.ZipFile(file) as archive:
@@ -461,6 +463,7 @@ def _check_archive(file, name: str) -> None:
                                     'readers disagree on what it holds): refused, re-save it.')
     if 'data.pkl' not in records:
         raise _corrupt(name, 'a zip archive without the data.pkl of a PyTorch checkpoint')
+    return True
 
 
 # what unpickling arbitrary bytes raises, besides pickle's own error
@@ -479,10 +482,11 @@ def safe_load(f, map_location=None, name: Optional[str] = None, mmap: bool = Fal
         f: A path or a binary file object.
         map_location: As for ``torch.load``.
         name (str, optional): What the messages call the file (default: the path).
-        mmap (bool): Memory-map the tensors' data instead of reading it (zip-format files only).
+        mmap (bool): Memory-map the tensors' data instead of reading it, where ``f`` is a path to a file in
+            torch's zip format (others are read).
     """
     name = name or _describe(f)
-    _check_file(f, name)
+    mmap = _check_file(f, name) and mmap and isinstance(f, (str, os.PathLike))
     try:
         # sparse tensors are checked as they are built (torch checks them only for weights_only=True)
         with torch.sparse.check_sparse_tensor_invariants(True):
@@ -509,20 +513,18 @@ def safe_load(f, map_location=None, name: Optional[str] = None, mmap: bool = Fal
         raise
 
 
-def check_checkpoint(filename: str) -> None:
+def check_checkpoint(filename: str) -> Optional[Any]:
     """Raise :class:`CheckpointError` now when the checkpoint ``filename`` names cannot load.
 
-    A local file is read through (its tensors memory-mapped where the format allows, not read); an
-    ``open-mmlab://`` name must be one MMEngine knows; other URLs are checked when they are loaded.
+    A local file is read through, its tensors memory-mapped where the format allows (not read), and
+    returned; an ``open-mmlab://`` name must be one MMEngine knows; other URLs are checked when they are
+    loaded (None is returned for them).
     """
     if filename.startswith(('open-mmlab://', 'openmmlab://')):
         _openmmlab_url(filename)
     elif '://' not in filename:
-        path = osp.expanduser(filename)
-        _check_file(path, filename)
-        with open(path, 'rb') as file:
-            is_zip = file.read(4) == b'PK\x03\x04'
-        safe_load(path, map_location='cpu', name=filename, mmap=is_zip)
+        return safe_load(osp.expanduser(filename), map_location='cpu', name=filename, mmap=True)
+    return None
 
 
 # ---------------------------------------------------------------------------------------- MMEngine's loaders

@@ -5,7 +5,6 @@ it, what mmlit must answer (a refusal, or a harmless load), and the check that t
 did not happen. A new hole is one more row. The rows run on every supported torch (CI: the newest and the
 floor stack).
 """
-import os
 import pickle
 import struct
 import subprocess
@@ -21,6 +20,7 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner import CheckpointLoader
+from payloads import RunsCode as _RunsCode  # tests/helpers
 from toy_runner import runner as _runner  # tests/helpers
 
 import mmlit  # noqa: F401  (registers the safe loaders)
@@ -49,16 +49,6 @@ def _unicode(text: str) -> bytes:
 def _build_on_global(module: str, name: str, attribute: str, value: bytes) -> bytes:
     """GLOBAL module.name, then BUILD with the slot state {attribute: value}: setattr on the global."""
     return (b'\x80\x02c' + f'{module}\n{name}\n'.encode() + b'N}' + _unicode(attribute) + value + b's\x86b.')
-
-
-class _RunsCode:
-    """Unpickling this runs a shell command that creates a file."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.system, (f'touch {self.marker}', ))
 
 
 class _ObjectDtypeWithoutFlags:

@@ -17,6 +17,7 @@ import torch.nn as nn
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner import CheckpointLoader, load_checkpoint
 from mmengine.runner import checkpoint as mmengine_checkpoint
+from payloads import RunsCode as _RunsCode  # tests/helpers
 from toy_runner import runner as _runner  # tests/helpers
 
 import mmlit  # noqa: F401  (registers the safe loaders)
@@ -73,16 +74,6 @@ def test_new_checkpoints_hold_no_getattr(tmp_path):
     torch.save(hub.state_dict(), tmp_path / 'hub.pth')
     assert b'getattr' not in _pickled(tmp_path / 'hub.pth')
     assert safe_load(tmp_path / 'hub.pth')['log_scalars']['loss'].mean() == 1.0
-
-
-class _RunsCode:
-    """Unpickling this runs a shell command that creates a file."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.system, (f'touch {self.marker}', ))
 
 
 class _GetattrAbuse:
