@@ -25,10 +25,11 @@ from typing import Tuple
 import torch
 import torch.nn.functional as F
 
-from mmlit.utils.compat import cpu_flash_takes_mask
+from mmlit.utils.compat import cpu_flash_takes_mask, is_tracing
 
 from ..utils import resize_rel_pos_table
 from .param_cache import cached
+from .rel_pos_attention import accumulation_dtype, rel_pos_attention
 from .rel_pos_bias import rel_pos_bias_from_table, rel_pos_bias_row_windows, rel_pos_bias_rows_view
 
 # The whole (heads, N, N) bias is built (and cached in eval mode) up to this size, in bytes.
@@ -61,6 +62,13 @@ def fast_attention(attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: 
     dropout_p = attn.attn_drop if attn.training else 0.
     if attn.relative_position_bias_table is None:
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+    if q.device.type == 'cpu' and torch.is_grad_enabled() and not is_tracing() and (
+            q.requires_grad or attn.relative_position_bias_table.requires_grad):
+        # training on CPU: blocks of queries, keeping nothing of size N x N for the backward; a
+        # half-precision attention gets its table (scores, statistics, the table's gradient) in float32.
+        # (torch.compile traces the SDPA paths below instead: it cannot trace this eager loop.)
+        table = resized_table(attn, hw, accumulation_dtype(q.dtype))
+        return rel_pos_attention(q, k, v, table, hw, attn.scale, dropout_p)
     table = resized_table(attn, hw, q.dtype)
     N = hw[0] * hw[1]
     total = table.shape[0] * N * N * table.dtype.itemsize

@@ -63,7 +63,7 @@ def test_row_windows_view_every_row_of_the_bias(hw):
 def spy_attention_paths(monkeypatch):
     """Record which large-bias path each call of the fast attention takes."""
     calls = []
-    for name in ('row_batched_attention', 'blockwise_attention'):
+    for name in ('row_batched_attention', 'blockwise_attention', 'rel_pos_attention'):
         real = getattr(fast_attention_module, name)
 
         def spy(*args, _real=real, _name=name, **kwargs):
@@ -77,8 +77,9 @@ def spy_attention_paths(monkeypatch):
 @pytest.mark.parametrize('hw', [(9, 7), (4, 11)])
 def test_row_batched_attention_in_inference(monkeypatch, hw):
     """Inference on CPU with a large bias: rows of queries batched over views of the bias, when torch's CPU
-    flash kernel takes a mask (torch >= 2.3); blocks of rows on older torch, with gradients, and when the
-    windows would pass their budget. Every path gives the plain formula's outputs."""
+    flash kernel takes a mask (torch >= 2.3); blocks of rows on older torch and when the windows would pass
+    their budget; with gradients, the training function (rel_pos_attention). Every path gives the plain
+    formula's outputs."""
     attn = make_attention().eval()
     x = torch.randn(2, hw[0] * hw[1], 24)
     monkeypatch.setattr(fast_attention_module, 'BIAS_CACHE_BYTES', 0)  # every bias counts as large
@@ -92,7 +93,7 @@ def test_row_batched_attention_in_inference(monkeypatch, hw):
         torch.testing.assert_close(attn(x, hw), ref, rtol=1e-5, atol=1e-5)
         assert calls[1:] == ['blockwise_attention']
     out = attn(x, hw)  # gradients wanted
-    assert calls[2:] == ['blockwise_attention'] and out.requires_grad
+    assert calls[2:] == ['rel_pos_attention'] and out.requires_grad
     torch.testing.assert_close(out.detach(), ref, rtol=1e-5, atol=1e-5)
 
 
@@ -112,21 +113,16 @@ def test_cpu_flash_takes_a_strided_mask():
     torch.testing.assert_close(out, ref, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize('train', [False, True])
-def test_blockwise_attention_equals_whole(monkeypatch, train):
-    """Large grids run over blocks of query rows (in training, and in eval mode with gradients); outputs and
-    gradients are those of one block."""
-    attn = make_attention().train(train)
+def test_blockwise_attention_equals_whole(monkeypatch):
+    """Where the training function does not run (CUDA; inference on torch < 2.3), large grids go over blocks
+    of query rows: outputs and gradients are those of one block."""
+    attn = make_attention()
     hw = (9, 7)
-    x = torch.randn(2, 63, 24, requires_grad=True)
-    out_whole = attn(x, hw)
-    out_whole.square().sum().backward()
-    grads_whole = [x.grad.clone(), attn.relative_position_bias_table.grad.clone()]
-    x.grad = None
-    attn.zero_grad()
-    row_bytes = attn.num_heads * 7 * 63 * 4
-    monkeypatch.setattr(fast_attention_module, 'BIAS_CACHE_BYTES', 0)  # every bias counts as large
-    monkeypatch.setattr(fast_attention_module, 'BIAS_BLOCK_BYTES', 2 * row_bytes)  # blocks of 2 rows: 5 blocks
+    q, k, v = (torch.randn(2, 3, 63, 8, requires_grad=True) for _ in range(3))
+    table = fast_attention_module.resized_table(attn, hw, torch.float32)
+    whole = fast_attention_module.blockwise_attention(q, k, v, table, hw, 0., rows=9)
+    tensors = (q, k, v, attn.relative_position_bias_table)
+    grads_whole = torch.autograd.grad(whole.square().sum(), tensors)
     calls = []
     real = rel_pos_bias_from_table
 
@@ -135,12 +131,14 @@ def test_blockwise_attention_equals_whole(monkeypatch, train):
         return real(table, hw, rows=rows, **kwargs)
 
     monkeypatch.setattr(fast_attention_module, 'rel_pos_bias_from_table', spy)
-    out_blocks = attn(x, hw)
+    table = fast_attention_module.resized_table(attn, hw, torch.float32)
+    blocks = fast_attention_module.blockwise_attention(q, k, v, table, hw, 0., rows=2)
     assert calls == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 9)]
-    torch.testing.assert_close(out_blocks, out_whole, rtol=1e-5, atol=1e-5)
-    out_blocks.square().sum().backward()
-    torch.testing.assert_close(x.grad, grads_whole[0], rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(attn.relative_position_bias_table.grad, grads_whole[1], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(blocks, whole, rtol=1e-5, atol=1e-5)
+    for got, want in zip(torch.autograd.grad(blocks.square().sum(), tensors), grads_whole):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():  # inference reuses one buffer for every block
+        torch.testing.assert_close(fast_attention_module.blockwise_attention(q, k, v, table, hw, 0., rows=2), whole)
 
 
 def test_eval_cache_reuses_and_invalidates(monkeypatch):
@@ -169,13 +167,18 @@ def test_eval_cache_reuses_and_invalidates(monkeypatch):
         attn.load_state_dict(make_attention().state_dict())
         attn(x, (5, 6))
         assert len(calls) == 5
-    # training, or gradients wanted: never cached
+    # training, or gradients wanted: never cached (the training function resizes the table each time)
+    resizes = []
+    real_resize = fast_attention_module.resize_rel_pos_table
+    monkeypatch.setattr(fast_attention_module, 'resize_rel_pos_table',
+                        lambda *args: resizes.append(1) or real_resize(*args))
     attn.train()
     attn(x, (5, 6))
     attn(x, (5, 6))
-    assert len(calls) == 7
+    assert len(resizes) == 2
     attn.eval()
     out = attn(x, (5, 6))
-    assert len(calls) == 8 and out.requires_grad
+    assert len(resizes) == 3 and out.requires_grad
     out.sum().backward()
     assert attn.relative_position_bias_table.grad is not None
+    assert len(calls) == 5  # the bias was never built whole
