@@ -38,8 +38,8 @@ def row_bytes(hw, itemsize=8):
 
 # (B, heads, (H, W), d, block bytes): one block; blocks of 2 rows (the last one short); one row of 2 of 3
 # heads; one row of one head; a single row and a single column of tokens
-CASES = [(2, 3, (5, 7), 4, 10**9), (2, 3, (5, 7), 4, 3 * 2 * row_bytes((5, 7))), (1, 3, (4, 6), 5, 2 * row_bytes((4, 6))),
-         (2, 2, (6, 5), 3, 1), (1, 2, (1, 9), 4, 1), (1, 2, (7, 1), 4, 1)]
+CASES = [(2, 3, (5, 7), 4, 10**9), (2, 3, (5, 7), 4, 3 * 2 * row_bytes((5, 7))),
+         (1, 3, (4, 6), 5, 2 * row_bytes((4, 6))), (2, 2, (6, 5), 3, 1), (1, 2, (1, 9), 4, 1), (1, 2, (7, 1), 4, 1)]
 
 
 @pytest.mark.parametrize('B, heads, hw, d, block_bytes', CASES)
