@@ -172,7 +172,8 @@ def _det_sample(model, meta, gen, with_gt):
     """An mmdet ``DetDataSample`` with the metainfo ``meta``, and random ground truth if asked.
 
     Args:
-        model (nn.Module): The detector; its ``with_mask`` says whether instance masks are needed.
+        model (nn.Module): The detector; its ``with_mask`` (a panoptic head, for the MaskFormers) says
+            whether instance masks are needed.
         meta (dict): Image metainfo; ``img_shape`` is (H, W).
         gen (torch.Generator): Generator of the random boxes.
         with_gt (bool): Add ``gt_instances``: 3 random boxes (x1, y1, x2, y2) inside the image, label 0,
@@ -192,7 +193,7 @@ def _det_sample(model, meta, gen, with_gt):
         wh = (torch.rand(num, 2, generator=gen) * .3 + .1) * torch.tensor([W, H])
         boxes = torch.cat((xy, xy + wh), dim=1)
         gt = InstanceData(bboxes=boxes, labels=torch.zeros(num, dtype=torch.long))
-        if getattr(model, 'with_mask', False):
+        if getattr(model, 'with_mask', False) or hasattr(model, 'panoptic_head'):  # Mask R-CNN, MaskFormers
             masks = torch.zeros(num, H, W, dtype=torch.uint8)
             for i, (x0, y0, x1, y1) in enumerate(boxes.long().tolist()):
                 masks[i, y0:y1, x0:x1] = 1

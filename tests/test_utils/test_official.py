@@ -128,3 +128,45 @@ def test_official_code_computes_mmlit_function(arch):
     with torch.no_grad():
         for a, b in zip(ours(x), official(x), strict=True):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('arch', ['s', 'm', 'b'])
+def test_official_code_gives_mmlit_training_gradients_in_float64(arch):
+    """With a checkout of the official code: a float64 training step of its LIT-S/M/B (the relative
+    position bias tables resized to the input, the plain formula) and of mmlit's (the blockwise training
+    attention) give the same outputs and the same gradients, for the input and for every bias table."""
+    if not OFFICIAL['s']:
+        pytest.skip('set MMLIT_OFFICIAL_LIT to a checkout of the official code')
+    pytest.importorskip('timm')
+    from mmlit.models.fast_path import rel_pos_attention as rpa
+    from mmlit.utils.analysis import build_target
+    torch.manual_seed(0)
+    ours = build_target(arch, drop_path_rate=0.)
+    with torch.no_grad():
+        for name, p in ours.named_parameters():
+            if 'relative_position_bias_table' in name or 'conv_offset' in name:
+                p.normal_(0, 1. if 'relative' in name else 0.05)
+    official = build_official(OFFICIAL['s'], arch, weights_from=ours)
+    ours, official = ours.double().train(), official.double().train()
+    calls = []
+    real = rpa._RelPosAttention.apply
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(rpa._RelPosAttention, 'apply', lambda *a: calls.append(1) or real(*a))
+        results = []
+        for model in (ours, official):
+            x = torch.randn(1, 3, 96, 160, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+            x.requires_grad_()
+            outs = model(x)
+            loss = sum((o * torch.linspace(-1, 1, o.numel(), dtype=o.dtype).view_as(o)).sum() for o in outs)
+            loss.backward()
+            tables = [p.grad for n, p in model.named_parameters() if 'relative_position_bias_table' in n]
+            results.append((outs, x.grad, tables))
+    assert calls  # mmlit's step ran the training attention
+    (outs, dx, tables), (outs_ref, dx_ref, tables_ref) = results
+    for a, b in zip(outs, outs_ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-11)
+    torch.testing.assert_close(dx, dx_ref, rtol=1e-11, atol=1e-11)
+    assert len(tables) == len(tables_ref) > 0
+    for a, b in zip(tables, tables_ref):
+        torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-11)

@@ -15,7 +15,7 @@ from typing import NamedTuple, Optional, Tuple
 import torch
 
 # Bytes of one block of scores, (batch, heads, rows * W, N); the rows per block follow from it.
-BLOCK_BYTES = 4 * 2**20
+BLOCK_BYTES = 8 * 2**20
 
 
 def rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: torch.Tensor, hw: Tuple[int, int],
@@ -98,13 +98,15 @@ def _dropout_mask(generator: torch.Generator, shape, keep: float, dtype: torch.d
 
 
 def _block_shape(heads: int, hw: Tuple[int, int], itemsize: int, block_bytes: int) -> Tuple[int, int]:
-    """(heads, rows) per block: the most grid rows of queries of all heads whose scores take at most
-    ``block_bytes``, or one row of as many heads as fit (at least one head and one row)."""
+    """(heads, rows) per block: as many grid rows of queries of one head as ``block_bytes`` of scores hold
+    (longer products for the keys' and values' gradients), then as many heads of all rows; at least one
+    row of one head."""
     H, W = hw
     row_bytes = W * H * W * itemsize  # one head, one grid row of queries
-    if heads * row_bytes <= block_bytes:
-        return heads, min(H, block_bytes // (heads * row_bytes))
-    return max(1, block_bytes // row_bytes), 1
+    rows = max(1, min(H, block_bytes // row_bytes))
+    if rows < H:
+        return 1, rows
+    return max(1, min(heads, block_bytes // (H * row_bytes))), H
 
 
 def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -151,23 +153,29 @@ class _RelPosAttention(torch.autograd.Function):
             # dS goes into the first N columns of rows of 2N whose other columns stay zero (_reduce_by_offset)
             padded = qs.new_zeros(blocks.block_numel * 2, dtype=acc)
             dprobs_buffer = qs.new_empty(blocks.block_numel, dtype=acc)
+            # without dropout in full precision, dP - D is one product: [dO, -D] @ [V, 1]^T
+            fused = acc == dtype and ctx.dropout_p == 0
             values_t = blocks.vc.transpose(1, 2)
+            if fused:
+                dout_delta = torch.cat([grad_out, -delta], dim=-1)
+                values_t = torch.cat([values_t, values_t.new_ones(BH, 1, N)], dim=1)
             for block, scores in blocks.blocks(lse):
                 g, n = scores.shape[:2]
                 probs = scores.exp_()
                 dout = grad_out[block.rows]
                 dprobs = dprobs_buffer[:g * n * N].view(g, n, N)
-                if acc == dtype:
-                    torch.bmm(dout, values_t[block.bh], out=dprobs)
+                padded_block = padded[:g * n * 2 * N].view(g, n, 2 * N)
+                if fused:
+                    torch.bmm(dout_delta[block.rows], values_t[block.bh], out=dprobs)  # dP - D
+                    _accumulate(dv_t[block.bh], dout.transpose(1, 2), probs, dtype)
+                    dscores = torch.mul(dprobs, probs, out=padded_block[..., :N])
                 else:
                     dprobs.copy_(torch.bmm(dout, values_t[block.bh]))
-                mask = blocks.mask(probs)
-                dout_t = dout.transpose(1, 2)
-                _accumulate(dv_t[block.bh], dout_t, probs if mask is None else probs * mask, dtype)
-                if mask is not None:
-                    dprobs.mul_(mask)
-                padded_block = padded[:g * n * 2 * N].view(g, n, 2 * N)
-                dscores = torch.mul(dprobs.sub_(delta[block.rows]), probs, out=padded_block[..., :N])
+                    mask = blocks.mask(probs)
+                    _accumulate(dv_t[block.bh], dout.transpose(1, 2), probs if mask is None else probs * mask, dtype)
+                    if mask is not None:
+                        dprobs.mul_(mask)
+                    dscores = torch.mul(dprobs.sub_(delta[block.rows]), probs, out=padded_block[..., :N])
                 if acc != dtype:
                     dscores = dscores.to(dtype)
                 dq[block.rows] = torch.bmm(dscores, blocks.kc[block.bh]).mul_(ctx.scale)

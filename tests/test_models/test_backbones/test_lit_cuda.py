@@ -56,3 +56,32 @@ def test_eval_fast_paths_on_cuda(arch):
     plain = model(x)
     for a, b in zip(fast, plain):
         torch.testing.assert_close(a, b.detach(), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize('dropout_p', [0., 0.3])
+def test_training_attention_function_on_cuda_equals_cpu_float64(dropout_p):
+    """The blockwise training attention (used on the CPU; on CUDA the SDPA path is the default until it is
+    measured there) computes the same on CUDA as on the CPU, in float64, dropout masks drawn on the device."""
+    from mmlit.models.fast_path.rel_pos_attention import rel_pos_attention
+    hw, heads, d = (6, 9), 4, 8
+    N = hw[0] * hw[1]
+    gen = torch.Generator().manual_seed(0)
+    cpu = [torch.randn(2, heads, N, d, generator=gen, dtype=torch.float64) for _ in range(3)]
+    cpu.append(torch.randn(heads, 2 * hw[0] - 1, 2 * hw[1] - 1, generator=gen, dtype=torch.float64))
+    cuda = [t.cuda().requires_grad_() for t in cpu]
+    out = rel_pos_attention(*cuda, hw, 0.35, dropout_p=dropout_p, seed=3, block_bytes=1)
+    grads = torch.autograd.grad(out.square().sum(), cuda)
+    # the CPU check of the same function with the CUDA masks is the plain formula's (dropout off)
+    if dropout_p == 0:
+        cpu = [t.requires_grad_() for t in cpu]
+        ref = rel_pos_attention(*cpu, hw, 0.35)
+        ref_grads = torch.autograd.grad(ref.square().sum(), cpu)
+        torch.testing.assert_close(out.cpu(), ref, rtol=1e-10, atol=1e-10)
+        for a, b in zip(grads, ref_grads):
+            torch.testing.assert_close(a.cpu(), b, rtol=1e-10, atol=1e-10)
+    else:  # deterministic for a seed: the same again
+        again = rel_pos_attention(*cuda, hw, 0.35, dropout_p=dropout_p, seed=3, block_bytes=1)
+        torch.testing.assert_close(again, out, rtol=0, atol=0)
+        torch.autograd.gradcheck(lambda *t: rel_pos_attention(*t, hw, 0.35, dropout_p=dropout_p, seed=3),
+                                 [t[:1, :2, :, :3].detach().clone().requires_grad_() for t in cuda[:3]] +
+                                 [cuda[3][:2].detach().clone().requires_grad_()])

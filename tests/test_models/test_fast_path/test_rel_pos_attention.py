@@ -36,10 +36,10 @@ def row_bytes(hw, itemsize=8):
     return hw[1] * hw[0] * hw[1] * itemsize
 
 
-# (B, heads, (H, W), d, block bytes): one block; blocks of 2 rows (the last one short); one row of 2 of 3
-# heads; one row of one head; a single row and a single column of tokens
-CASES = [(2, 3, (5, 7), 4, 10**9), (2, 3, (5, 7), 4, 3 * 2 * row_bytes((5, 7))),
-         (1, 3, (4, 6), 5, 2 * row_bytes((4, 6))), (2, 2, (6, 5), 3, 1), (1, 2, (1, 9), 4, 1), (1, 2, (7, 1), 4, 1)]
+# (B, heads, (H, W), d, block bytes): one block; all rows of 2 of 3 heads; blocks of 2 rows of one head
+# (the last one short); one row of one head; a single row and a single column of tokens
+CASES = [(2, 3, (5, 7), 4, 10**9), (2, 3, (5, 7), 4, 2 * 5 * row_bytes((5, 7))),
+         (1, 3, (5, 6), 5, 2 * row_bytes((5, 6))), (2, 2, (6, 5), 3, 1), (1, 2, (1, 9), 4, 1), (1, 2, (7, 1), 4, 1)]
 
 
 @pytest.mark.parametrize('B, heads, hw, d, block_bytes', CASES)
@@ -53,11 +53,13 @@ def test_equals_plain_formula_in_float64(B, heads, hw, d, block_bytes):
 
 
 def test_block_shapes():
+    """Rows of one head first (the keys' and values' gradients are products over the block's queries), then
+    heads of all rows."""
     hw = (5, 7)
     one = row_bytes(hw, 4)
     assert rpa._block_shape(3, hw, 4, 10**9) == (3, 5)  # everything in one block
-    assert rpa._block_shape(3, hw, 4, 3 * 2 * one) == (3, 2)  # all heads, 2 rows
-    assert rpa._block_shape(3, hw, 4, 2 * one) == (2, 1)  # one row of 2 heads
+    assert rpa._block_shape(3, hw, 4, 2 * 5 * one) == (2, 5)  # all rows of 2 heads
+    assert rpa._block_shape(3, hw, 4, 2 * one) == (1, 2)  # 2 rows of one head
     assert rpa._block_shape(3, hw, 4, 1) == (1, 1)  # never less than one row of one head
 
 
