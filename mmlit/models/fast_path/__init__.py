@@ -8,7 +8,9 @@ when it is on:
 - :mod:`.attention`: global attention through ``F.scaled_dot_product_attention`` with the relative
   position bias taken as windows of its table (no index gather), cached in eval mode; at detection
   sizes read by every row of queries as a view of one small tensor (CPU inference), or built per block
-  of query rows (training, GPUs);
+  of query rows (GPUs);
+- :mod:`.rel_pos_attention`: training on the CPU with a relative position bias, flash-style in blocks of
+  queries, keeping nothing of size N x N for the backward;
 - :mod:`.mlp`: the MLP of inference over chunks of tokens;
 - :mod:`.linear`: on the CPU in float32 inference, the MLP's and the attention's linear layers through
   oneDNN, with the bias, the GELU and the residual add inside the GEMM;

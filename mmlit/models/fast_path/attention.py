@@ -9,9 +9,11 @@ The same ``softmax(QK^T / sqrt(d) + B) V`` as the module's plain formula, with t
   so is the whole (heads, N, N) bias while it is at most :data:`BIAS_CACHE_BYTES`;
 - larger biases (detection resolutions) are never built whole. For inference on CPU, every grid row of
   queries reads its bias as a strided view of one small tensor (:func:`row_batched_attention`): one
-  flash call, no bias copied. Elsewhere (training, GPUs, torch without the CPU flash kernel's mask) the
-  queries go in blocks of rows, each with its own slice of the bias of at most :data:`BIAS_BLOCK_BYTES`,
-  so memory stays bounded and the slices stay in cache.
+  flash call, no bias copied. Elsewhere (GPUs, torch without the CPU flash kernel's mask) the queries go
+  in blocks of rows, each with its own slice of the bias of at most :data:`BIAS_BLOCK_BYTES`, so memory
+  stays bounded and the slices stay in cache;
+- training on the CPU (gradients wanted, not under ``torch.compile``) runs
+  :func:`~.rel_pos_attention.rel_pos_attention` at every size: nothing N x N kept for the backward.
 
 At LIT-S's stage 3 at 800x1216 (50 x 76 tokens, 12 heads of 32 channels), one attention call on 2 cores
 (torch 2.14, fp32, a fresh process per figure, medians): no bias at all 161 ms; the row-batched view

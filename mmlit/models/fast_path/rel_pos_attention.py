@@ -14,7 +14,7 @@ from typing import NamedTuple, Optional, Tuple
 
 import torch
 
-# Bytes of one block of scores, (batch, heads, rows * W, N); the rows per block follow from it.
+# Bytes of one block of scores, (heads, rows * W, N) of one image; its heads and rows follow from it.
 BLOCK_BYTES = 8 * 2**20
 
 

@@ -35,8 +35,9 @@ class GlobalMultiheadAttention(BaseModule):
             relative position bias.
         fast_path (bool): Compute the attention with :func:`~mmlit.models.fast_path.fast_attention`
             (``F.scaled_dot_product_attention``, the bias as windows of its table, cached in eval mode; at
-            large sizes a view per row of queries (CPU inference) or built per block of queries) instead of
-            the plain formula, and in CPU inference the projections through oneDNN
+            large sizes a view per row of queries (CPU inference) or built per block of queries; CPU
+            training in blocks that keep nothing N x N for the backward) instead of the plain formula, and
+            in CPU inference the projections through oneDNN
             (:mod:`mmlit.models.fast_path.linear`). Same results. Exporters always get the plain formula.
             Defaults to True.
         init_cfg (dict, optional): Initialisation config.
