@@ -64,11 +64,11 @@ def fast_attention(attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: 
     dropout_p = attn.attn_drop if attn.training else 0.
     if attn.relative_position_bias_table is None:
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
-    if q.device.type == 'cpu' and torch.is_grad_enabled() and not is_tracing() and (
+    if q.device.type == 'cpu' and torch.is_grad_enabled() and not (is_tracing() or torch.jit.is_tracing()) and (
             q.requires_grad or attn.relative_position_bias_table.requires_grad):
         # training on CPU: blocks of queries, keeping nothing of size N x N for the backward; a
         # half-precision attention gets its table (scores, statistics, the table's gradient) in float32.
-        # (torch.compile traces the SDPA paths below instead: it cannot trace this eager loop.)
+        # (torch.compile and torch.jit.trace, as the FLOP counters use it, take the SDPA paths below.)
         table = resized_table(attn, hw, accumulation_dtype(q.dtype))
         return rel_pos_attention(q, k, v, table, hw, attn.scale, dropout_p)
     table = resized_table(attn, hw, q.dtype)
