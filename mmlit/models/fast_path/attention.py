@@ -12,8 +12,8 @@ The same ``softmax(QK^T / sqrt(d) + B) V`` as the module's plain formula, with t
   flash call, no bias copied. Elsewhere (GPUs, torch without the CPU flash kernel's mask) the queries go
   in blocks of rows, each with its own slice of the bias of at most :data:`BIAS_BLOCK_BYTES`, so memory
   stays bounded and the slices stay in cache;
-- training on the CPU (gradients wanted, not under ``torch.compile``) runs
-  :func:`~.rel_pos_attention.rel_pos_attention` at every size: nothing N x N kept for the backward.
+- training on the CPU with a bias over :data:`BIAS_CACHE_BYTES` (gradients wanted, not under
+  ``torch.compile``) runs :func:`~.rel_pos_attention.rel_pos_attention`: nothing N x N kept for the backward.
 
 At LIT-S's stage 3 at 800x1216 (50 x 76 tokens, 12 heads of 32 channels), one attention call on 2 cores
 (torch 2.14, fp32, a fresh process per figure, medians): no bias at all 161 ms; the row-batched view
@@ -64,15 +64,16 @@ def fast_attention(attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: 
     dropout_p = attn.attn_drop if attn.training else 0.
     if attn.relative_position_bias_table is None:
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
-    if q.device.type == 'cpu' and torch.is_grad_enabled() and not (is_tracing() or torch.jit.is_tracing()) and (
-            q.requires_grad or attn.relative_position_bias_table.requires_grad):
-        # training on CPU: blocks of queries, keeping nothing of size N x N for the backward; a
+    N = hw[0] * hw[1]
+    large = attn.num_heads * N * N * 4 > BIAS_CACHE_BYTES
+    wants_grad = torch.is_grad_enabled() and (q.requires_grad or attn.relative_position_bias_table.requires_grad)
+    if large and q.device.type == 'cpu' and wants_grad and not (is_tracing() or torch.jit.is_tracing()):
+        # training on CPU at detection sizes: blocks of queries, keeping nothing N x N for the backward; a
         # half-precision attention gets its table (scores, statistics, the table's gradient) in float32.
         # (torch.compile and torch.jit.trace, as the FLOP counters use it, take the SDPA paths below.)
         table = resized_table(attn, hw, accumulation_dtype(q.dtype))
         return rel_pos_attention(q, k, v, table, hw, attn.scale, dropout_p)
     table = resized_table(attn, hw, q.dtype)
-    N = hw[0] * hw[1]
     total = table.shape[0] * N * N * table.dtype.itemsize
     if total > BIAS_CACHE_BYTES:
         windows_bytes = table.shape[0] * hw[1] * table.shape[1] * hw[1] * table.dtype.itemsize
