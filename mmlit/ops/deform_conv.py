@@ -3,15 +3,97 @@
 With ``kernel_size == stride == 2`` (and no padding or dilation) the four kernel points of every output
 position sample four disjoint pixels of a ``(2 * Ho) x (2 * Wo)`` grid: kernel point ``(i, j)`` of output
 ``(ho, wo)`` starts at pixel ``(2 * ho + i, 2 * wo + j)``. A deformable convolution is therefore one
-bilinear ``grid_sample`` of the input over that full-resolution grid, moved by the offsets, followed by
-an ordinary 2x2 stride-2 convolution. Bilinear sampling with zero padding is exactly the sampling rule of
-``mmcv.ops.deform_conv2d`` / ``torchvision.ops.deform_conv2d`` (neighbours outside the image count as
-zero), and autograd gives the gradients for input, offsets and weights.
+bilinear sampling of the input over that full-resolution grid, moved by the offsets, followed by an
+ordinary 2x2 stride-2 convolution.
+
+The sampling follows the rule of the deformable convolution kernels of mmcv, torchvision and the
+official LIT code, gradients included: a sample at ``(y, x)`` interpolates its neighbours ``floor(y)``,
+``floor(y) + 1`` (and so in x), neighbours outside the image count as zero, and a sample with
+``y <= -1``, ``y >= H``, ``x <= -1`` or ``x >= W`` is zero. At an integer position (every sample, while
+the offsets are zero, as DTM starts) the offset gradient is thus the forward difference. The
+coordinates are pixel positions in at least float32, whatever the input's dtype, so bf16 inputs sample
+exactly where float32 ones do.
+
+Traced code (``torch.compile``, ``torch.jit.trace``, ONNX export) samples with ``F.grid_sample`` instead:
+the same values (to the rounding of its normalised coordinates, about 1e-6 pixel in float32), one
+standard operator for the exporters and FLOP counters. Its offset gradient at integer positions is
+either difference, as that rounding falls.
 """
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+
+from mmlit.utils.compat import is_tracing
+
+
+def _corners(ys: torch.Tensor, xs: torch.Tensor, H: int, W: int) -> Tuple[torch.Tensor, ...]:
+    """For samples at pixel coordinates ``ys``, ``xs`` (B, Hs, Ws) of a (B, H, W) image: the row index of
+    each sample's top-left neighbour in the image zero-padded by one pixel and flattened to
+    (B * (H + 2) * (W + 2), C), the fractional parts ``ly``, ``lx`` and whether the sample is inside."""
+    B = ys.shape[0]
+    inside = (ys > -1) & (ys < H) & (xs > -1) & (xs < W)
+    y0, x0 = ys.floor(), xs.floor()
+    ly, lx = (ys - y0).mul_(inside), (xs - x0).mul_(inside)
+    rows = (y0.clamp_(-1, H - 1).long() + 1) * (W + 2) + (x0.clamp_(-1, W - 1).long() + 1)
+    rows += torch.arange(B, device=ys.device).view(B, 1, 1) * ((H + 2) * (W + 2))
+    return rows.flatten(), ly.reshape(-1, 1), lx.reshape(-1, 1), inside.reshape(-1, 1)
+
+
+def _padded_rows(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (B, C, H, W) zero-padded by one pixel, as rows (B * (H + 2) * (W + 2), C)."""
+    return F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1)).reshape(-1, x.shape[1])
+
+
+class _BilinearSample(torch.autograd.Function):
+    """Bilinear samples (B, C, Hs, Ws) of ``x`` (B, C, H, W) at pixel coordinates ``ys``, ``xs``
+    (B, Hs, Ws), by the rule in the module docstring. Keeps ``x`` and the coordinates for the backward,
+    which gathers the four neighbours again."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = x.shape
+        rows, ly, lx, inside = _corners(ys, xs, H, W)
+        ly, lx = ly.to(x.dtype), lx.to(x.dtype)
+        padded = _padded_rows(x)
+        v00, v01 = padded.index_select(0, rows), padded.index_select(0, rows + 1)
+        v10, v11 = padded.index_select(0, rows + (W + 2)), padded.index_select(0, rows + (W + 3))
+        top, bottom = torch.lerp(v00, v01, lx), torch.lerp(v10, v11, lx)
+        out = torch.lerp(top, bottom, ly).mul_(inside)
+        ctx.save_for_backward(x, ys, xs)
+        # (B * Hs * Ws, C) -> (B, C, Hs, Ws) in channels-last memory
+        return out.view(B, *ys.shape[1:], C).permute(0, 3, 1, 2)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        x, ys, xs = ctx.saved_tensors
+        B, C, H, W = x.shape
+        rows, ly, lx, inside = _corners(ys, xs, H, W)
+        grad = grad.permute(0, 2, 3, 1).reshape(-1, C).mul(inside.to(grad.dtype))
+        ly_, lx_ = ly.to(grad.dtype), lx.to(grad.dtype)
+        grad_x = grad_ys = grad_xs = None
+        if ctx.needs_input_grad[0]:
+            padded = x.new_zeros(B * (H + 2) * (W + 2), C)
+            g_bottom = grad * ly_
+            g_top = grad - g_bottom
+            for shift, g, w in ((0, g_top, 1 - lx_), (1, g_top, lx_), (W + 2, g_bottom, 1 - lx_),
+                                (W + 3, g_bottom, lx_)):
+                padded.index_add_(0, rows + shift, g * w)
+            grad_x = padded.view(B, H + 2, W + 2, C)[:, 1:-1, 1:-1].permute(0, 3, 1, 2)
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            padded = _padded_rows(x)
+            v00, v01 = padded.index_select(0, rows), padded.index_select(0, rows + 1)
+            v10, v11 = padded.index_select(0, rows + (W + 2)), padded.index_select(0, rows + (W + 3))
+            d_top, d_bottom = v01 - v00, v11 - v10
+            # d out / d y = bottom - top; d out / d x = (1 - ly) (v01 - v00) + ly (v11 - v10)
+            d_y = torch.lerp(v10, v11, lx_).sub_(torch.lerp(v00, v01, lx_))
+            d_x = torch.lerp(d_top, d_bottom, ly_)
+            acc = torch.promote_types(ys.dtype, grad.dtype)
+            grad_ys = (d_y * grad).sum(-1, dtype=acc).view_as(ys).to(ys.dtype)
+            grad_xs = (d_x * grad).sum(-1, dtype=acc).view_as(xs).to(xs.dtype)
+        return grad_x, grad_ys, grad_xs
 
 
 def deform_sample_k2s2(x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
@@ -25,19 +107,37 @@ def deform_sample_k2s2(x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
             zeros, as if the input had been zero-padded.
 
     Returns:
-        Tensor: Samples of shape (B, C, 2 * Ho, 2 * Wo); pixel (2 * ho + i, 2 * wo + j) holds kernel
-        point (i, j) of output (ho, wo).
+        Tensor: Samples of shape (B, C, 2 * Ho, 2 * Wo) (channels-last memory); pixel
+        (2 * ho + i, 2 * wo + j) holds kernel point (i, j) of output (ho, wo).
     """
     if offset.dim() != 4 or offset.shape[1] != 8:
         raise ValueError(f'offset must have shape (B, 8, Ho, Wo) for a 2x2 kernel with one deformable '
                          f'group, got {tuple(offset.shape)}')
-    B, _, H, W = x.shape
+    if is_tracing() or torch.jit.is_tracing():
+        return _grid_sample(x, offset)
     Ho, Wo = offset.shape[-2:]
+    dtype = torch.promote_types(offset.dtype, torch.float32)
+    off = _offsets_by_pixel(offset.to(dtype))
+    ys = off[..., 0] + torch.arange(2 * Ho, device=x.device, dtype=dtype).view(-1, 1)
+    xs = off[..., 1] + torch.arange(2 * Wo, device=x.device, dtype=dtype)
+    return _BilinearSample.apply(x, ys, xs)
+
+
+def _offsets_by_pixel(offset: torch.Tensor) -> torch.Tensor:
+    """Offsets (B, 8, Ho, Wo) as (B, 2Ho, 2Wo, 2): (dy, dx) of each sampled pixel."""
+    B, _, Ho, Wo = offset.shape
     # (B, i, j, yx, Ho, Wo) -> (B, Ho, i, Wo, j, yx) -> (B, 2Ho, 2Wo, yx)
-    off = offset.view(B, 2, 2, 2, Ho, Wo).permute(0, 4, 1, 5, 2, 3).reshape(B, 2 * Ho, 2 * Wo, 2)
+    return offset.view(B, 2, 2, 2, Ho, Wo).permute(0, 4, 1, 5, 2, 3).reshape(B, 2 * Ho, 2 * Wo, 2)
+
+
+def _grid_sample(x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """:func:`deform_sample_k2s2` by ``F.grid_sample``, for traced code."""
+    H, W = x.shape[-2:]
+    off = _offsets_by_pixel(offset)
+    Hs, Ws = off.shape[1:3]
     # grid_sample with align_corners=False maps pixel p to the normalised coordinate (2p + 1) / size - 1
-    ys = torch.arange(2 * Ho, device=x.device, dtype=off.dtype).mul_(2 / H).add_(1 / H - 1)
-    xs = torch.arange(2 * Wo, device=x.device, dtype=off.dtype).mul_(2 / W).add_(1 / W - 1)
+    ys = torch.arange(Hs, device=x.device, dtype=off.dtype).mul_(2 / H).add_(1 / H - 1)
+    xs = torch.arange(Ws, device=x.device, dtype=off.dtype).mul_(2 / W).add_(1 / W - 1)
     scale = off.new_tensor([2 / W, 2 / H])
     base = torch.stack(torch.broadcast_tensors(xs[None, :], ys[:, None]), dim=-1)
     grid = torch.addcmul(base, off.flip(-1), scale)  # (dy, dx) -> normalised (x, y)

@@ -67,8 +67,40 @@ def test_zero_offsets_equal_a_plain_conv():
     weight, bias = torch.randn(8, 5, 2, 2), torch.randn(8)
     out = deform_conv2d_k2s2(x, torch.zeros(2, 8, 7, 5), weight, bias)
     torch.testing.assert_close(out, F.conv2d(x, weight, bias, stride=2), rtol=1e-5, atol=1e-5)
-    # grid_sample's normalised coordinates round at the 1e-6 pixel level
-    torch.testing.assert_close(deform_sample_k2s2(x, torch.zeros(2, 8, 7, 5)), x, rtol=1e-5, atol=2e-5)
+    # the coordinates are pixel positions: zero offsets read each pixel exactly
+    assert torch.equal(deform_sample_k2s2(x, torch.zeros(2, 8, 7, 5)), x)
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_gradients_at_integer_positions_match_mmcv(dtype):
+    """Zero offsets (DTM's start) and other integer offsets: the gradients are mmcv's (and the official
+    DCN's), the forward difference, at float64 precision; inside, on the borders and beyond them."""
+    torch.manual_seed(6)
+    x = torch.randn(2, 3, 8, 10, dtype=dtype, requires_grad=True)
+    weight = torch.randn(4, 3, 2, 2, dtype=dtype, requires_grad=True)
+    bias = torch.randn(4, dtype=dtype, requires_grad=True)
+    grad_out = torch.randn(2, 4, 4, 5, dtype=dtype)
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-5)
+    for offset in (torch.zeros(2, 8, 4, 5, dtype=dtype), torch.randint(-3, 4, (2, 8, 4, 5)).to(dtype)):
+        offset.requires_grad_()
+        ours = torch.autograd.grad((deform_conv2d_k2s2(x, offset, weight, bias) * grad_out).sum(),
+                                   (x, offset, weight, bias))
+        ref = torch.autograd.grad((_reference(x, offset, weight, bias) * grad_out).sum(),
+                                  (x, offset, weight, bias))
+        for name, a, b in zip(('input', 'offset', 'weight', 'bias'), ours, ref):
+            torch.testing.assert_close(a, b, **tol, msg=lambda m: f'grad of {name}: {m}')
+
+
+def test_bf16_input_samples_at_float32_coordinates():
+    """Under bf16 (autocast gives bf16 offsets), the positions are those of float32: a bf16 coordinate
+    near 600 would be off by up to two pixels."""
+    torch.manual_seed(7)
+    x = torch.randn(1, 2, 4, 1200)
+    offset = torch.rand(1, 8, 2, 600) - 0.5
+    ref = deform_sample_k2s2(x, offset.bfloat16().float())
+    out = deform_sample_k2s2(x.bfloat16(), offset.bfloat16())
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, rtol=2e-2, atol=2e-2)
 
 
 def test_odd_size_reads_zeros_beyond_the_image():
@@ -104,3 +136,13 @@ def test_matches_mmcv_on_cuda_forward_and_backward():
     ref_grads = torch.autograd.grad((ref * grad_out).sum(), (x, offset, weight, bias))
     for name, a, b in zip(('input', 'offset', 'weight', 'bias'), ours_grads, ref_grads):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3, msg=lambda m: f'grad of {name}: {m}')
+
+
+def test_traced_code_samples_with_grid_sample():
+    """torch.jit.trace (the FLOP counters, the TorchScript ONNX exporter) sees one grid_sampler, with the
+    eager values."""
+    torch.manual_seed(8)
+    x, offset = torch.randn(1, 3, 6, 8), torch.randn(1, 8, 3, 4)
+    traced = torch.jit.trace(deform_sample_k2s2, (x, offset))
+    assert 'aten::grid_sampler' in str(traced.graph) and 'index_select' not in str(traced.graph)
+    torch.testing.assert_close(traced(x, offset), deform_sample_k2s2(x, offset), rtol=1e-5, atol=1e-5)

@@ -129,3 +129,54 @@ def test_official_code_computes_mmlit_function(arch):
         for a, b in zip(ours(x), official(x), strict=True):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
+
+
+TRAINING = dict(ti=(128, 192), s=(128, 192), m=(96, 160), b=(96, 160), **{'litv2-s': (128, 192)})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('arch', list(TRAINING))
+def test_official_training_step_equals_mmlit_in_float64(arch, monkeypatch):
+    """With a checkout of the official code: a training step in float64 (batch statistics, no drop path)
+    gives the official outputs and the official gradient of every parameter, to 1e-11 of the larger of 1
+    and the gradient's size. The global attention takes the training function (every bias counts as
+    large), and the deformable token merging starts from its zero offsets, where the offset gradient is the
+    official DCN's forward difference."""
+    checkout = os.environ.get('MMLIT_OFFICIAL_LITV2' if arch.startswith('litv2') else 'MMLIT_OFFICIAL_LIT')
+    if not checkout:
+        pytest.skip('set MMLIT_OFFICIAL_LIT / MMLIT_OFFICIAL_LITV2 to checkouts of the official code')
+    pytest.importorskip('timm')
+    from mmlit.models.fast_path import attention as fast_attention
+    from mmlit.models.fast_path import rel_pos_attention as rpa
+    from mmlit.models.utils import mmlit_to_lit
+    from mmlit.utils.analysis import build_target
+    monkeypatch.setattr(fast_attention, 'BIAS_CACHE_BYTES', 0)
+    calls = []
+    real = rpa._RelPosAttention.apply
+    monkeypatch.setattr(rpa._RelPosAttention, 'apply', lambda *a: calls.append(a[4]) or real(*a))
+    torch.manual_seed(0)
+    ours = build_target(arch, drop_path_rate=0.)
+    official = build_official(checkout, arch, weights_from=ours).double()
+    official.train()
+    if arch == 'ti':
+        official.reset_drop_path(0.)  # the official LIT-Ti fixes a drop path rate of 0.1
+    ours = ours.double().train()
+    x = torch.randn(2, 3, *TRAINING[arch], dtype=torch.float64)
+    outs, refs = ours(x), official(x)
+    weights = [torch.randn_like(out) for out in outs]
+    for out, ref in zip(outs, refs, strict=True):
+        torch.testing.assert_close(out, ref, rtol=1e-11, atol=1e-11)
+    sum((out * w).sum() for out, w in zip(outs, weights)).backward()
+    sum((ref * w).sum() for ref, w in zip(refs, weights)).backward()
+    assert calls or arch.startswith('litv2') or arch == 'ti', 'the training attention function did not run'
+    layout = 'ti' if arch == 'ti' else 'litv2' if arch.startswith('litv2') else 'smb'
+    grads = mmlit_to_lit({k: p.grad for k, p in ours.named_parameters() if p.grad is not None}, layout=layout)
+    params = dict(official.named_parameters())
+    assert set(grads) >= {k for k, p in params.items() if p.grad is not None}
+    worst = []
+    for key, grad in grads.items():
+        ref = params[key].grad
+        err = (grad - ref).abs().max().item() / max(1., ref.abs().max().item())
+        if err > 1e-11:
+            worst.append((key, err))
+    assert not worst, f'gradients differ from the official ones (name, relative error): {worst[:6]}'
