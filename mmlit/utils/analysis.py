@@ -25,14 +25,11 @@ def build_target(target: str, cfg_options: Optional[dict] = None, **backbone_kwa
     """Build a backbone from an arch name (a LIT arch: ``ti``, ``s``, ``m``, ``b``; a LITv2 arch:
     ``litv2-s``, ``litv2-m``, ``litv2-b``) or a whole model from a config, weights random."""
     if not is_config(target):
-        from mmlit.models import LIT, LITv2
+        from mmlit.models.backbones import resolve_arch
         kwargs = dict(out_indices=(0, 1, 2, 3))
         kwargs.update(backbone_kwargs)
-        name = target.lower()
-        if name.startswith('litv2'):
-            model = LITv2(arch=name[len('litv2'):].lstrip('-_'), **kwargs)
-        else:
-            model = LIT(arch=target, **kwargs)
+        cls, arch = resolve_arch(target)
+        model = cls(arch=arch, **kwargs)
         model.init_weights()
         return model
     cfg = Config.fromfile(target)

@@ -165,10 +165,11 @@ def load_official_file(path: str, dcn: type = DeformConv2dPack) -> types.ModuleT
 def family_of(target: str) -> str:
     """Which official code ``target`` (an mmlit arch name: ``ti``, ``s``, ``litv2-m``, ...) corresponds to:
     ``'ti'`` (LIT-Ti), ``'smb'`` (LIT-S/M/B) or ``'litv2'``."""
-    name = target.lower()
-    if name.startswith('litv2'):
+    from mmlit.models.backbones import LITv2, resolve_arch
+    cls, arch = resolve_arch(target)
+    if cls is LITv2:
         return 'litv2'
-    return 'ti' if name in ('ti', 'tiny') else 'smb'
+    return 'ti' if arch in ('ti', 'tiny') else 'smb'
 
 
 def find_checkout(target: str, checkouts: Sequence[str]) -> Optional[str]:
@@ -224,15 +225,15 @@ def build_official(checkout: str, target: str, weights_from: Optional[nn.Module]
     Returns:
         nn.Module: The official backbone in eval mode; its forward returns the four stage outputs.
     """
-    from mmlit.models import LIT, LITv2
+    from mmlit.models.backbones import resolve_arch
     family = family_of(target)
     rel, cls_name = OFFICIAL_BACKBONES[family]
     path = osp.join(osp.expanduser(checkout), rel)
     if not osp.isfile(path):
         raise FileNotFoundError(f'No {rel} in {checkout}: give a checkout of github.com/{REPOSITORIES[family]} '
                                 f'for {target!r}')
-    name = target.lower()
-    arch = LITv2.arch_zoo[name[len('litv2'):].lstrip('-_')] if family == 'litv2' else LIT.arch_zoo[name]
+    cls, name = resolve_arch(target)
+    arch = cls._parse_arch(name)
     dcn = DeformConv2dPack if family == 'litv2' else DeformConv2dPackWithOffset
     model = getattr(load_official_file(path, dcn), cls_name)(**_official_kwargs(family, arch))
     if weights_from is not None:

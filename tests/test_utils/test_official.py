@@ -150,7 +150,7 @@ def test_official_training_step_equals_mmlit_in_float64(arch, monkeypatch):
     from mmlit.models.fast_path import rel_pos_attention as rpa
     from mmlit.models.utils import mmlit_to_lit
     from mmlit.utils.analysis import build_target
-    monkeypatch.setattr(fast_attention, 'BIAS_CACHE_BYTES', 0)
+    monkeypatch.setattr(fast_attention, 'WHOLE_BIAS_BYTES', 0)
     calls = []
     real = rpa._RelPosAttention.apply
     monkeypatch.setattr(rpa._RelPosAttention, 'apply', lambda *a: calls.append(a[4]) or real(*a))

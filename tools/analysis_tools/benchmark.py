@@ -357,7 +357,7 @@ def compare(ours: dict, official: dict, ours_out: str = None, official_out: str 
 def measure_ops(args) -> list:
     from mmcv.ops import deform_conv2d
 
-    from mmlit.models.fast_path import module_cache
+    from mmlit.models.fast_path import module_cache, set_fast_path
     from mmlit.models.layers import GlobalMultiheadAttention
     from mmlit.models.layers.plain_attention import reference_attention
     from mmlit.ops import deform_conv2d_k2s2
@@ -377,11 +377,12 @@ def measure_ops(args) -> list:
 
     t_ours = time_fn(ours, 2, args.repeat, args.device)
     t_mmcv = time_fn(mmcv, 2, args.repeat, args.device)
-    rows.append((f'DTM fwd+bwd {B}x{C}x{H}x{W} -> {H // 2}x{W // 2}', 'mmlit grid_sample + conv',
+    rows.append((f'DTM fwd+bwd {B}x{C}x{H}x{W} -> {H // 2}x{W // 2}', 'mmlit bilinear sampling + conv',
                  'mmcv.ops.deform_conv2d', t_ours, t_mmcv))
 
     B, heads, h, w, d = args.ops_attn
-    attn = GlobalMultiheadAttention(heads * d, heads, rel_pos_shape=(7, 7)).to(args.device).eval()
+    attn = set_fast_path(GlobalMultiheadAttention(heads * d, heads, rel_pos_shape=(7, 7)), True).to(args.device)
+    attn.eval()
     attn.init_weights()
     x = torch.randn(B, h * w, heads * d, generator=gen).to(args.device)
     with torch.no_grad():
@@ -391,7 +392,6 @@ def measure_ops(args) -> list:
         with torch.no_grad():
             # time the whole computation, as the first pass at a new size does
             module_cache(attn, 'table').clear()
-            module_cache(attn, 'bias').clear()
             return attn(x, (h, w))
 
     def plain():
@@ -414,11 +414,12 @@ def measure_hilo(args, checkout: str, gen: torch.Generator) -> tuple:
     """mmlit's HiLo attention against the official ``HiLo`` module of ``checkout`` (ziplab/LITv2), with the
     same weights (checked to give the same output), LITv2-S's stage-3 setting: 384 channels, 12 heads,
     alpha 0.9, window 2."""
+    from mmlit.models.fast_path import set_fast_path
     from mmlit.models.layers import HiLoAttention
     from mmlit.utils.official import OFFICIAL_BACKBONES, load_official_file
     B, h, w = args.ops_hilo
     dims, heads, ws, alpha = 384, 12, 2, 0.9
-    ours = HiLoAttention(dims, heads, window_size=ws, alpha=alpha).to(args.device).eval()
+    ours = set_fast_path(HiLoAttention(dims, heads, window_size=ws, alpha=alpha), True).to(args.device).eval()
     official_hilo = load_official_file(osp.join(checkout, OFFICIAL_BACKBONES['litv2'][0])).HiLo
     theirs = official_hilo(dims, num_heads=heads, qkv_bias=True, window_size=ws, alpha=alpha).to(args.device)
     theirs.load_state_dict({k.replace('lo_', 'l_').replace('hi_', 'h_'): v for k, v in ours.state_dict().items()})

@@ -22,21 +22,9 @@ from typing import Callable, Iterator
 
 import torch
 
+from mmlit.utils.compat import cpu_autocast_enabled
+
 _REDUCED = (torch.bfloat16, torch.float16)
-
-
-@functools.lru_cache(maxsize=None)
-def _cpu_autocast_flag() -> Callable[[], bool]:
-    """The function that says whether CPU autocast is on, for the running torch (looked up once).
-
-    ``torch.is_autocast_enabled('cpu')`` on torch >= 2.4; ``torch.is_autocast_cpu_enabled`` on torch
-    2.1-2.3, whose ``is_autocast_enabled`` takes no device.
-    """
-    try:  # torch >= 2.4
-        torch.is_autocast_enabled('cpu')
-        return functools.partial(torch.is_autocast_enabled, 'cpu')
-    except TypeError:  # torch 2.1 - 2.3
-        return torch.is_autocast_cpu_enabled
 
 
 def _needs_fp32(*tensors) -> bool:
@@ -44,7 +32,7 @@ def _needs_fp32(*tensors) -> bool:
 
     Arguments that are not tensors are ignored.
     """
-    return _cpu_autocast_flag()() and any(
+    return cpu_autocast_enabled() and any(
         torch.is_tensor(t) and t.device.type == 'cpu' and t.dtype in _REDUCED for t in tensors)
 
 

@@ -17,6 +17,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmlit.registry import MODELS
 
 from ...utils.safe_checkpoint import CheckpointError
+from ..fast_path import set_fast_path
 from ..utils.ckpt_convert import check_fits, lit_to_mmlit
 from .lit_stage import LITStage
 
@@ -49,32 +50,29 @@ class LIT(BaseModule):
         drop_rate (float): Dropout rate. Defaults to 0.
         attn_drop_rate (float): Attention dropout rate. Defaults to 0.
         drop_path_rate (float): Stochastic depth rate, increasing linearly over the blocks. Defaults to 0.1.
-        frozen_stages (int): -1 freezes nothing, 0 the patch embedding, k >= 1 also stages 1..k.
+        frozen_stages (int): -1 freezes nothing, 0 the patch embedding, k >= 1 also stages 1..k (4: the
+            class token too).
         norm_eval (bool): Keep the BatchNorms (in the DTMs) in eval mode while training.
         with_cp (bool): Gradient checkpointing of each block; saves memory, costs time.
         dtm_norm_cfg (dict): Normalisation in the deformable token merging layers. Defaults to
             ``dict(type='BN')``.
-        fast_path (bool): Run the modules' fast paths (:mod:`mmlit.models.fast_path`): attention through
-            ``F.scaled_dot_product_attention`` with the bias as windows of its table, eval-mode caches of
-            the resized embeddings and biases, blockwise attention and a chunked MLP at large sizes. The
-            results are the plain formulas'; False runs those. Defaults to True.
+        fast_path (bool): Swap in the layers' fast subclasses (:mod:`mmlit.models.fast_path`): attention
+            through ``F.scaled_dot_product_attention`` with the bias as windows of its table, bounded
+            memory at detection sizes, eval-mode caches of the resized embeddings and tables, a chunked and
+            fused inference MLP. The results are the plain formulas'; False runs those. Defaults to True.
         convert_weights (bool): Convert a checkpoint given by ``init_cfg=dict(type='Pretrained', ...)``
             from the official LIT layout while loading it. Defaults to False.
         init_cfg (dict, optional): Initialisation config; ``dict(type='Pretrained', checkpoint=...,
             prefix='backbone.')`` loads weights.
     """
 
-    # Every setting of every arch. msa_stages: the stages with self-attention (the others are MLP-only);
-    # abs_pos_embed: PVT-like absolute position embeddings (LIT-Ti); rel_pos_bias: Swin-like relative
-    # position bias tables (LIT-S/M/B); cls_token: a class-token slot in the last stage; norm_eps: the
-    # blocks' LayerNorm epsilon; out_norm_indices: stages whose dense outputs get a LayerNorm.
+    # What varies between the archs; the rest is :attr:`arch_defaults`.
     arch_zoo: Dict[str, dict] = {
         **dict.fromkeys(['ti', 'tiny'], {
             'embed_dims': [64, 128, 320, 512],
             'depths': [3, 4, 6, 3],
             'num_heads': [1, 2, 5, 8],
             'mlp_ratios': [8, 8, 4, 4],
-            'msa_stages': (2, 3),
             'abs_pos_embed': True,
             'rel_pos_bias': False,
             'cls_token': True,
@@ -86,39 +84,24 @@ class LIT(BaseModule):
             'depths': [2, 2, 6, 2],
             'num_heads': [3, 6, 12, 24],
             'mlp_ratios': [4, 4, 4, 4],
-            'msa_stages': (2, 3),
-            'abs_pos_embed': False,
-            'rel_pos_bias': True,
-            'cls_token': False,
-            'norm_eps': 1e-5,
-            'out_norm_indices': (1, 2, 3),
         }),
         **dict.fromkeys(['m', 'medium'], {
             'embed_dims': [96, 192, 384, 768],
             'depths': [2, 2, 18, 2],
             'num_heads': [3, 6, 12, 24],
             'mlp_ratios': [4, 4, 4, 4],
-            'msa_stages': (2, 3),
-            'abs_pos_embed': False,
-            'rel_pos_bias': True,
-            'cls_token': False,
-            'norm_eps': 1e-5,
-            'out_norm_indices': (1, 2, 3),
         }),
         **dict.fromkeys(['b', 'base'], {
             'embed_dims': [128, 256, 512, 1024],
             'depths': [2, 2, 18, 2],
             'num_heads': [4, 8, 16, 32],
             'mlp_ratios': [4, 4, 4, 4],
-            'msa_stages': (2, 3),
-            'abs_pos_embed': False,
-            'rel_pos_bias': True,
-            'cls_token': False,
-            'norm_eps': 1e-5,
-            'out_norm_indices': (1, 2, 3),
         }),
     }
-    # what an arch dict given by a user may leave out: the LIT-S/M/B design
+    # The LIT-S/M/B design, which an arch may change. msa_stages: the stages with self-attention (the others
+    # are MLP-only); abs_pos_embed: PVT-like absolute position embeddings (LIT-Ti); rel_pos_bias: Swin-like
+    # relative position bias tables; cls_token: a class-token slot in the last stage; norm_eps: the blocks'
+    # LayerNorm epsilon; out_norm_indices: stages whose dense outputs get a LayerNorm.
     arch_defaults = {
         'msa_stages': (2, 3),
         'abs_pos_embed': False,
@@ -214,12 +197,12 @@ class LIT(BaseModule):
                     norm_cfg=norm_cfg,
                     dtm_norm_cfg=dtm_norm_cfg,
                     with_cp=with_cp,
-                    fast_path=fast_path,
                     **self._stage_options(i)))
 
         for i in self.out_norm_indices:
             self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.embed_dims[i])[1])
 
+        set_fast_path(self, fast_path)
         self._freeze_stages()
 
     # ------------------------------------------------------------------ construction helpers
@@ -299,10 +282,10 @@ class LIT(BaseModule):
 
         Does nothing once initialised. With ``convert_weights`` and a ``Pretrained`` config, the checkpoint
         is converted from the official layout and loaded (:meth:`_load_converted_checkpoint`); otherwise
-        MMEngine's ``init_cfg`` handling runs (the layers' own ``init_weights`` included). Without a
-        ``Pretrained`` config, the linear layers then get truncated-normal weights (std 0.02) and zero
-        biases, the LayerNorms unit weights and zero biases, and the class token a truncated normal
-        (std 0.02), as in the official code.
+        MMEngine's ``init_cfg`` handling runs (the layers' own ``init_weights`` included). Without any
+        ``init_cfg`` (as mmdet's Swin), the linear layers then get truncated-normal weights (std 0.02) and
+        zero biases, the LayerNorms unit weights and zero biases, and the class token a truncated normal
+        (std 0.02), as in the official code; a user's ``init_cfg`` is left as it initialised.
         """
         if self._is_init:
             return
@@ -315,8 +298,8 @@ class LIT(BaseModule):
             # arch first, as it would leave a model that is neither initialised nor pretrained
             self._check_fits(self._pretrained_state_dict(pretrained, convert=False), pretrained['checkpoint'])
         super().init_weights()
-        if pretrained is not None:
-            return  # weights came from the checkpoint
+        if self.init_cfg is not None:
+            return  # the checkpoint's weights, or the user's initialisation
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 trunc_normal_(m.weight, std=.02)
@@ -391,7 +374,7 @@ class LIT(BaseModule):
         """Put the parts that ``frozen_stages`` freezes in eval mode and stop their gradients.
 
         ``frozen_stages >= 0`` freezes the patch embedding (and the dropout after it); ``k >= 1`` also
-        stages 1..k (indices 0..k-1) and their output norms.
+        stages 1..k (indices 0..k-1) and their output norms; 4 also the class token of the last stage.
         """
         frozen = []
         if self.frozen_stages >= 0:
@@ -406,6 +389,8 @@ class LIT(BaseModule):
             module.eval()
             for param in module.parameters():
                 param.requires_grad = False
+        if self.frozen_stages == self.num_stages and self.cls_token is not None:
+            self.cls_token.requires_grad = False
 
     def train(self, mode: bool = True):
         """Set training or eval mode, keeping the frozen stages in eval mode.

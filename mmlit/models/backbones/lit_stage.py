@@ -35,8 +35,6 @@ class LITStage(BaseModule):
         hilo (dict, optional): HiLo attention (``window_size``, ``alpha``) instead of global attention in
             the MSA blocks (LITv2). Defaults to None.
         dw_conv (bool): MLPs with a depthwise 3x3 conv (LITv2). Defaults to False.
-        fast_path (bool): The fast paths of the position embedding and the blocks (see
-            :mod:`mmlit.models.fast_path`); same results. Defaults to True.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -60,7 +58,6 @@ class LITStage(BaseModule):
                  with_cp: bool = False,
                  hilo: Optional[dict] = None,
                  dw_conv: bool = False,
-                 fast_path: bool = True,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         self.with_cp = with_cp
@@ -68,19 +65,19 @@ class LITStage(BaseModule):
             in_channels, embed_dims, norm_cfg=dtm_norm_cfg) if downsample else None
         self.pos_embed = AbsolutePositionEmbedding(
             embed_dims, pos_embed_shape, num_extra_tokens,
-            drop_rate=drop_rate, fast_path=fast_path) if pos_embed_shape is not None else None
+            drop_rate=drop_rate) if pos_embed_shape is not None else None
         drop_path_rates = list(drop_path_rates) or [0.] * depth
         if use_msa:
             blocks = [
                 MSABlock(embed_dims, num_heads, mlp_ratio, qkv_bias=qkv_bias, drop_rate=drop_rate,
                          attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rates[i],
-                         rel_pos_shape=rel_pos_shape, norm_cfg=norm_cfg, hilo=hilo, dw_conv=dw_conv,
-                         fast_path=fast_path) for i in range(depth)
+                         rel_pos_shape=rel_pos_shape, norm_cfg=norm_cfg, hilo=hilo, dw_conv=dw_conv)
+                for i in range(depth)
             ]
         else:
             blocks = [
                 MLPBlock(embed_dims, mlp_ratio, drop_rate=drop_rate, drop_path_rate=drop_path_rates[i],
-                         norm_cfg=norm_cfg, dw_conv=dw_conv, fast_path=fast_path) for i in range(depth)
+                         norm_cfg=norm_cfg, dw_conv=dw_conv) for i in range(depth)
             ]
         self.blocks = ModuleList(blocks)
 

@@ -26,45 +26,14 @@ class LITv2(LIT):
         **kwargs: The arguments of :class:`LIT`.
     """
 
-    # Every setting of every arch. msa_stages: the stages with HiLo attention (the others are MLP-only);
-    # alpha: the fraction of Lo-Fi heads; local_ws: the HiLo window per stage; norm_eps: the blocks'
-    # LayerNorm epsilon; out_norm_indices: stages whose dense outputs get a LayerNorm.
+    # What varies between the archs; the rest is :attr:`arch_defaults`.
     arch_zoo: Dict[str, dict] = {
-        **dict.fromkeys(['s', 'small'], {
-            'embed_dims': [96, 192, 384, 768],
-            'depths': [2, 2, 6, 2],
-            'num_heads': [3, 6, 12, 24],
-            'mlp_ratios': [4, 4, 4, 4],
-            'msa_stages': (2, 3),
-            'alpha': 0.9,
-            'local_ws': (0, 0, 2, 1),
-            'norm_eps': 1e-5,
-            'out_norm_indices': (1, 2, 3),
-        }),
-        **dict.fromkeys(['m', 'medium'], {
-            'embed_dims': [96, 192, 384, 768],
-            'depths': [2, 2, 18, 2],
-            'num_heads': [3, 6, 12, 24],
-            'mlp_ratios': [4, 4, 4, 4],
-            'msa_stages': (2, 3),
-            'alpha': 0.9,
-            'local_ws': (0, 0, 2, 1),
-            'norm_eps': 1e-5,
-            'out_norm_indices': (1, 2, 3),
-        }),
-        **dict.fromkeys(['b', 'base'], {
-            'embed_dims': [128, 256, 512, 1024],
-            'depths': [2, 2, 18, 2],
-            'num_heads': [4, 8, 16, 32],
-            'mlp_ratios': [4, 4, 4, 4],
-            'msa_stages': (2, 3),
-            'alpha': 0.9,
-            'local_ws': (0, 0, 2, 1),
-            'norm_eps': 1e-5,
-            'out_norm_indices': (1, 2, 3),
-        }),
+        name: {k: v for k, v in settings.items() if k in LIT.arch_required}
+        for name, settings in LIT.arch_zoo.items() if name in ('s', 'small', 'm', 'medium', 'b', 'base')
     }
-    # what an arch dict given by a user may leave out: the LITv2 design
+    # The LITv2 design, which an arch may change. msa_stages: the stages with HiLo attention (the others are
+    # MLP-only); alpha: the fraction of Lo-Fi heads; local_ws: the HiLo window per stage; norm_eps: the
+    # blocks' LayerNorm epsilon; out_norm_indices: stages whose dense outputs get a LayerNorm.
     arch_defaults = {
         'msa_stages': (2, 3),
         'alpha': 0.9,

@@ -1,45 +1,58 @@
 """Global attention with a relative position bias, arranged for speed: the fast path of
 :class:`~mmlit.models.layers.GlobalMultiheadAttention`.
 
-The same ``softmax(QK^T / sqrt(d) + B) V`` as the module's plain formula, with three changes:
+The same ``softmax(QK^T / sqrt(d) + B) V`` as the module's plain formula, with these changes:
 
 - it runs through ``F.scaled_dot_product_attention`` (flash kernels on CPU and GPU);
 - the bias is never gathered through an index tensor: it is a strided window of the resized table
-  (:func:`.rel_pos_bias_from_table`); in eval mode the resized table is computed once per grid size, and
-  so is the whole (heads, N, N) bias while it is at most :data:`BIAS_CACHE_BYTES`;
-- larger biases (detection resolutions) are never built whole. For inference on CPU, every grid row of
-  queries reads its bias as a strided view of one small tensor (:func:`row_batched_attention`): one
-  flash call, no bias copied. Elsewhere (GPUs, torch without the CPU flash kernel's mask) the queries go
-  in blocks of rows, each with its own slice of the bias of at most :data:`BIAS_BLOCK_BYTES`, so memory
-  stays bounded and the slices stay in cache;
-- training on the CPU with a bias over :data:`BIAS_CACHE_BYTES` (gradients wanted, not under
-  ``torch.compile``) runs :func:`~.rel_pos_attention.rel_pos_attention`: nothing N x N kept for the backward.
+  (:func:`.rel_pos_bias_from_table`); in eval mode the resized table is computed once per grid size;
+- biases over :data:`WHOLE_BIAS_BYTES` (detection resolutions) are never built whole. For inference on
+  CPU, every grid row of queries reads its bias as a strided view of one small tensor
+  (:func:`row_batched_attention`): one flash call, no bias copied. Elsewhere (GPUs, torch without the CPU
+  flash kernel's mask) the queries go in blocks of rows, each with its own slice of the bias of at most
+  :data:`BIAS_BLOCK_BYTES`, so memory stays bounded and the slices stay in cache;
+- training on the CPU with such a bias (gradients wanted, not under ``torch.compile``) runs
+  :func:`~.rel_pos_attention.rel_pos_attention`: nothing N x N kept for the backward;
+- in float32 CPU inference the projections run through oneDNN (:mod:`.linear`).
 
-At LIT-S's stage 3 at 800x1216 (50 x 76 tokens, 12 heads of 32 channels), one attention call on 2 cores
-(torch 2.14, fp32, a fresh process per figure, medians): no bias at all 161 ms; the row-batched view
-229-297 ms, +72-87 MB peak memory; blocks of 2 rows 286-437 ms, +55-66 MB. In the whole LIT-S backbone
-(1x3x800x1216, alternating processes) 2.49-2.71 s against 2.99-3.36 s, at the same peak memory. (The
-row-batched path gives the kernel 76 queries per batch entry, tiled 32 + 32 + 12: without a bias that
-layout alone takes 203 ms.)
+Exporters get the plain formula.
 """
 from typing import Tuple
 
 import torch
 import torch.nn.functional as F
 
-from mmlit.utils.compat import cpu_flash_takes_mask, is_tracing
+from mmlit.utils.compat import cpu_flash_takes_mask, is_exporting, is_tracing
 
+from ..layers import GlobalMultiheadAttention
 from ..utils import resize_rel_pos_table
+from .linear import fused_linear, onednn_linear_usable
 from .param_cache import cached
 from .rel_pos_attention import accumulation_dtype, rel_pos_attention
 from .rel_pos_bias import rel_pos_bias_from_table, rel_pos_bias_row_windows, rel_pos_bias_rows_view
 
-# The whole (heads, N, N) bias is built (and cached in eval mode) up to this size, in bytes.
-BIAS_CACHE_BYTES = 32 * 2**20
+# The whole (heads, N, N) bias is built up to this size, in bytes.
+WHOLE_BIAS_BYTES = 32 * 2**20
 # Beyond it, the queries go in blocks of rows whose bias slice is at most this size, in bytes.
 BIAS_BLOCK_BYTES = 32 * 2**20
 # The row-batched path runs while its windows (:func:`.rel_pos_bias_row_windows`) take at most this many bytes.
 BIAS_ROW_WINDOWS_BYTES = 64 * 2**20
+
+
+class FastGlobalMultiheadAttention(GlobalMultiheadAttention):
+    """:class:`~mmlit.models.layers.GlobalMultiheadAttention` through :func:`fast_attention`, with its
+    projections through oneDNN in float32 CPU inference; the plain forward under exporters."""
+
+    def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        """The plain forward's result, faster; see there."""
+        if is_exporting():
+            return super().forward(x, hw)
+        B, N, C = x.shape
+        onednn = not self.training and onednn_linear_usable(x, self.qkv, self.proj)
+        qkv = fused_linear(x, self.qkv) if onednn else self.qkv(x)
+        q, k, v = qkv.view(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+        x = fast_attention(self, q, k, v, hw).transpose(1, 2).reshape(B, N, C)
+        return self.proj_drop(fused_linear(x, self.proj) if onednn else self.proj(x))
 
 
 def resized_table(attn, hw: Tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
@@ -65,7 +78,7 @@ def fast_attention(attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: 
     if attn.relative_position_bias_table is None:
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
     N = hw[0] * hw[1]
-    large = attn.num_heads * N * N * 4 > BIAS_CACHE_BYTES
+    large = attn.num_heads * N * N * 4 > WHOLE_BIAS_BYTES
     wants_grad = torch.is_grad_enabled() and (q.requires_grad or attn.relative_position_bias_table.requires_grad)
     if large and q.device.type == 'cpu' and wants_grad and not (is_tracing() or torch.jit.is_tracing()):
         # training on CPU at detection sizes: blocks of queries, keeping nothing N x N for the backward; a
@@ -75,15 +88,14 @@ def fast_attention(attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: 
         return rel_pos_attention(q, k, v, table, hw, attn.scale, dropout_p)
     table = resized_table(attn, hw, q.dtype)
     total = table.shape[0] * N * N * table.dtype.itemsize
-    if total > BIAS_CACHE_BYTES:
+    if total > WHOLE_BIAS_BYTES:
         windows_bytes = table.shape[0] * hw[1] * table.shape[1] * hw[1] * table.dtype.itemsize
         if (q.device.type == 'cpu' and not torch.is_grad_enabled() and dropout_p == 0
                 and windows_bytes <= BIAS_ROW_WINDOWS_BYTES and cpu_flash_takes_mask()):
             return row_batched_attention(q, k, v, table, hw)
         rows = max(1, BIAS_BLOCK_BYTES // (total // hw[0]))
         return blockwise_attention(q, k, v, table, hw, dropout_p, rows)
-    bias = cached(attn, 'bias', (attn.relative_position_bias_table, ), (tuple(hw), q.dtype),
-                  lambda: rel_pos_bias_from_table(table, hw))
+    bias = rel_pos_bias_from_table(table, hw)
     # The mask goes in 4-D, (1, heads, L, S): CPU SDPA then takes its flash kernel, while a 3-D mask
     # falls back to the math path (5x slower at detection sizes, attention materialised).
     return F.scaled_dot_product_attention(q, k, v, attn_mask=bias[None], dropout_p=dropout_p)

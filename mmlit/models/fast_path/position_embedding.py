@@ -1,21 +1,18 @@
-"""The resized absolute position embedding, computed once per grid size in eval mode."""
-from typing import Tuple
+"""The resized absolute position embedding, computed once per grid size in eval mode: the fast path of
+:class:`~mmlit.models.layers.AbsolutePositionEmbedding`."""
+from typing import Optional, Tuple
 
 import torch
 
+from ..layers import AbsolutePositionEmbedding
 from .param_cache import cached
 
 
-def cached_pos_embed(module, hw: Tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
-    """``module.resized(hw)`` in ``dtype``, kept while the embedding and the grid are unchanged.
+class FastAbsolutePositionEmbedding(AbsolutePositionEmbedding):
+    """:class:`~mmlit.models.layers.AbsolutePositionEmbedding` whose resized embedding is kept while the
+    embedding, the grid and the dtype are unchanged (eval mode only, see :func:`~.param_cache.cached`)."""
 
-    Args:
-        module (AbsolutePositionEmbedding): The position embedding.
-        hw (tuple[int]): The (H, W) token grid.
-        dtype (torch.dtype): The dtype of the tokens.
-
-    Returns:
-        Tensor: (1, extra + H*W, C).
-    """
-    return cached(module, 'pos_embed', (module.pos_embed, ), (tuple(hw), dtype),
-                  lambda: module.resized(hw).to(dtype))
+    def resized(self, hw: Tuple[int, int], dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+        """The plain ``resized``'s result, cached."""
+        return cached(self, 'pos_embed', (self.pos_embed, ), (tuple(hw), dtype),
+                      lambda: AbsolutePositionEmbedding.resized(self, hw, dtype))

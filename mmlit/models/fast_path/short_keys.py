@@ -3,23 +3,16 @@
 
 The same ``softmax(Q K^T / sqrt(d)) V`` as ``F.scaled_dot_product_attention``. When every query sees at
 most :data:`SHORT_KEYS` keys and the scores take at most :data:`SHORT_SCORES_BYTES`, two batched matmuls
-and a softmax beat the CPU flash kernel, whose tiling costs more than such small products. That is HiLo
-at classification sizes: Hi-Fi windows of 4 tokens, Lo-Fi queries over 49 pooled keys at 224x224.
-Measured on 2 cores (torch 2.14, fp32, ms per call, flash / matmuls):
-
-====================================  ===========  ============
-queries x keys (batch x heads)         flash        matmuls
-====================================  ===========  ============
-4 x 4 (950 x 2), Hi-Fi windows         1.87         0.55
-196 x 49 (8 x 10), Lo-Fi at 224        1.75         1.28
-1250 x 313 (1 x 10)                    4.38         15.0
-3800 x 950 (1 x 10), Lo-Fi 800x1216    36.5         184
-====================================  ===========  ============
-
-Elsewhere (more keys, larger scores, GPUs) the flash kernel runs.
+and a softmax beat the CPU flash kernel, whose tiling costs more than such small products: HiLo at
+classification sizes (Hi-Fi windows of 4 tokens, Lo-Fi queries over 49 pooled keys at 224x224).
+Elsewhere (more keys, larger scores, GPUs) the flash kernel runs. ``docs/speed.md`` has the measurements.
 """
 import torch
 import torch.nn.functional as F
+
+from mmlit.utils.compat import is_exporting
+
+from ..layers import HiLoAttention
 
 # At most this many keys per query ...
 SHORT_KEYS = 64
@@ -45,3 +38,14 @@ def short_key_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> to
         return F.scaled_dot_product_attention(q, k, v)
     scores = (q * q.shape[-1]**-0.5) @ k.transpose(-2, -1)
     return scores.softmax(dim=-1) @ v
+
+
+class FastHiLoAttention(HiLoAttention):
+    """:class:`~mmlit.models.layers.HiLoAttention` with its attention through :func:`short_key_attention`;
+    the plain one under exporters."""
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """The plain ``_attend``'s result, faster over few keys on CPU."""
+        if is_exporting():
+            return super()._attend(q, k, v)
+        return short_key_attention(q, k, v)

@@ -1,7 +1,7 @@
 """Global multi-head self-attention of LIT's attention stages, with an optional relative position bias.
 
-The forward is the plain formula; the fast path (``fast_path=True``, the default) computes the same in
-:mod:`mmlit.models.fast_path.attention`. Attention maps for figures come from :mod:`.plain_attention`.
+The forward is the plain formula; :class:`~mmlit.models.fast_path.FastGlobalMultiheadAttention`
+computes the same faster. Attention maps for figures come from :mod:`.plain_attention`.
 """
 from typing import Optional, Sequence, Tuple
 
@@ -11,10 +11,6 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
-from mmlit.utils.compat import is_exporting
-
-from ..fast_path import fast_attention
-from ..fast_path.linear import fused_linear, onednn_linear_usable
 from ..utils import rel_pos_bias_by_index, resize_rel_pos_table
 
 
@@ -33,13 +29,6 @@ class GlobalMultiheadAttention(BaseModule):
         proj_drop (float): Dropout after the output projection. Defaults to 0.
         rel_pos_shape (tuple[int], optional): (h, w) token grid the bias table is sized for; None for no
             relative position bias.
-        fast_path (bool): Compute the attention with :func:`~mmlit.models.fast_path.fast_attention`
-            (``F.scaled_dot_product_attention``, the bias as windows of its table, cached in eval mode; at
-            large sizes a view per row of queries (CPU inference) or built per block of queries; CPU
-            training in blocks that keep nothing N x N for the backward) instead of the plain formula, and
-            in CPU inference the projections through oneDNN
-            (:mod:`mmlit.models.fast_path.linear`). Same results. Exporters always get the plain formula.
-            Defaults to True.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -50,7 +39,6 @@ class GlobalMultiheadAttention(BaseModule):
                  attn_drop: float = 0.,
                  proj_drop: float = 0.,
                  rel_pos_shape: Optional[Sequence[int]] = None,
-                 fast_path: bool = True,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         if embed_dims % num_heads:
@@ -71,7 +59,6 @@ class GlobalMultiheadAttention(BaseModule):
         else:
             self.table_shape = None
             self.relative_position_bias_table = None
-        self.fast_path = fast_path
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         """``proj(softmax(Q K^T / sqrt(d) + B) V)`` over all tokens, per head.
@@ -85,20 +72,13 @@ class GlobalMultiheadAttention(BaseModule):
             Tensor: The output tokens, (B, N, C).
         """
         B, N, C = x.shape
-        # CPU inference: the projections' biases added inside oneDNN's GEMMs (fast_path.linear)
-        onednn = self.fast_path and not self.training and onednn_linear_usable(x, self.qkv, self.proj)
-        qkv = fused_linear(x, self.qkv) if onednn else self.qkv(x)
-        q, k, v = qkv.view(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
-        if self.fast_path and not is_exporting():
-            x = fast_attention(self, q, k, v, hw)
-        else:
-            attn = (q * self.scale) @ k.transpose(-2, -1)
-            if self.relative_position_bias_table is not None:
-                attn = attn + self.relative_position_bias(hw)
-            attn = F.dropout(attn.softmax(dim=-1), self.attn_drop, self.training)
-            x = attn @ v
-        x = x.transpose(1, 2).reshape(B, N, C)
-        return self.proj_drop(fused_linear(x, self.proj) if onednn else self.proj(x))
+        q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+        attn = (q * self.scale) @ k.transpose(-2, -1)
+        if self.relative_position_bias_table is not None:
+            attn = attn + self.relative_position_bias(hw)
+        attn = F.dropout(attn.softmax(dim=-1), self.attn_drop, self.training)
+        x = (attn @ v).transpose(1, 2).reshape(B, N, C)
+        return self.proj_drop(self.proj(x))
 
     def relative_position_bias(self, hw: Tuple[int, int]) -> torch.Tensor:
         """The bias B of an H x W grid, (heads, H*W, H*W): the table resized to (2H-1) x (2W-1) relative
@@ -127,6 +107,5 @@ class GlobalMultiheadAttention(BaseModule):
         state_dict[key] = resized.flatten(1).t().to(table.dtype)
 
     def extra_repr(self) -> str:
-        """Shown by ``repr``: the heads, the (2h-1, 2w-1) shape of the bias table (None without one) and
-        whether the fast path is on."""
-        return f'num_heads={self.num_heads}, rel_pos_table={self.table_shape}, fast_path={self.fast_path}'
+        """Shown by ``repr``: the heads and the (2h-1, 2w-1) shape of the bias table (None without one)."""
+        return f'num_heads={self.num_heads}, rel_pos_table={self.table_shape}'

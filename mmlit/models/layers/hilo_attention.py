@@ -6,10 +6,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 
-from mmlit.utils.compat import is_exporting
-
-from ..fast_path import short_key_attention
-
 
 class HiLoAttention(BaseModule):
     """HiLo attention: high-frequency heads within local windows, low-frequency heads over pooled windows.
@@ -24,8 +20,7 @@ class HiLoAttention(BaseModule):
     With ``window_size=1`` all heads are Lo-Fi and nothing is pooled: plain global self-attention (LITv2's
     last stage). A grid that is not a multiple of the window is zero-padded at the bottom/right first and
     the output cropped back, as the official detection and segmentation code does (the padded tokens take
-    part in the windows and the pooling). Both branches run through ``F.scaled_dot_product_attention``
-    (with the fast path on, few keys on CPU take two matmuls instead, see ``fast_path``).
+    part in the windows and the pooling). Both branches run through ``F.scaled_dot_product_attention``.
 
     Args:
         embed_dims (int): Token channels.
@@ -33,9 +28,6 @@ class HiLoAttention(BaseModule):
         window_size (int): Side of the local windows (``s`` in the paper). Defaults to 2.
         alpha (float): Fraction of the heads that are Lo-Fi. Defaults to 0.9.
         qkv_bias (bool): Bias in the query, key and value projections. Defaults to True.
-        fast_path (bool): Attend over few keys (the windows; the pooled keys at classification sizes) with
-            :func:`~mmlit.models.fast_path.short_key_attention`, two matmuls on CPU where that is faster
-            than the flash kernel. Defaults to True.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -45,7 +37,6 @@ class HiLoAttention(BaseModule):
                  window_size: int = 2,
                  alpha: float = 0.9,
                  qkv_bias: bool = True,
-                 fast_path: bool = True,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         if embed_dims % num_heads:
@@ -57,7 +48,6 @@ class HiLoAttention(BaseModule):
         self.head_dims = head_dims
         self.window_size = window_size
         self.alpha = alpha
-        self.fast_path = fast_path
         self.lo_heads = num_heads if window_size == 1 else int(num_heads * alpha)
         self.hi_heads = num_heads - self.lo_heads
         if self.lo_heads:
@@ -112,12 +102,9 @@ class HiLoAttention(BaseModule):
         return self.lo_proj(out.transpose(1, 2).reshape(B, Hp, Wp, heads * d))
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """``softmax(Q K^T / sqrt(d)) V``: the flash kernel, or its fast path over few keys."""
-        if self.fast_path and not is_exporting():
-            return short_key_attention(q, k, v)
+        """``softmax(Q K^T / sqrt(d)) V`` per head."""
         return F.scaled_dot_product_attention(q, k, v)
 
     def extra_repr(self) -> str:
         """Shown by ``repr``: the Hi-Fi and Lo-Fi heads and the window size."""
-        return (f'hi_heads={self.hi_heads}, lo_heads={self.lo_heads}, window_size={self.window_size}, '
-                f'fast_path={self.fast_path}')
+        return f'hi_heads={self.hi_heads}, lo_heads={self.lo_heads}, window_size={self.window_size}'

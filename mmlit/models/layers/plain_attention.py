@@ -2,7 +2,7 @@
 :class:`~mmlit.models.layers.HiLoAttention`, and the plain output of the former.
 
 For figures (``vis_attention_maps.py`` draws the weights of one query), tests and ``benchmark.py --ops``,
-which compare the fast path with the plain formula.
+which compare the fast paths with the plain formula.
 """
 from typing import Optional, Tuple
 
@@ -40,14 +40,9 @@ def attention_weights(attn: GlobalMultiheadAttention,
 
 
 def reference_attention(attn: GlobalMultiheadAttention, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-    """``attn(x, hw)`` computed by the plain formula (the module's fast path off), as the official code
-    computes it: the bias gathered through an index tensor, the attention matrix materialised."""
-    fast_path = attn.fast_path
-    attn.fast_path = False
-    try:
-        return attn(x, hw)
-    finally:
-        attn.fast_path = fast_path
+    """``attn(x, hw)`` computed by the plain formula (whatever fast path ``attn`` runs), as the official
+    code computes it: the bias gathered through an index tensor, the attention matrix materialised."""
+    return GlobalMultiheadAttention.forward(attn, x, hw)
 
 
 def hilo_attention_maps(attn: HiLoAttention, x: torch.Tensor, hw: Tuple[int, int], query: int) -> torch.Tensor:

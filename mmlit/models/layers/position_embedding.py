@@ -6,7 +6,6 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
-from ..fast_path import cached_pos_embed
 from ..utils import resize_pos_embed
 
 
@@ -20,20 +19,17 @@ class AbsolutePositionEmbedding(BaseModule):
         grid_shape (tuple[int]): (h, w) token grid at the pretraining resolution.
         num_extra_tokens (int): Slots for extra tokens in front of the grid. Defaults to 0.
         drop_rate (float): Dropout after adding the embedding. Defaults to 0.
-        fast_path (bool): In eval mode, resize the embedding once per grid size and keep it
-            (:mod:`mmlit.models.fast_path.position_embedding`); same results. Defaults to True.
         init_cfg (dict, optional): Initialisation config.
     """
 
     def __init__(self, embed_dims: int, grid_shape: Sequence[int], num_extra_tokens: int = 0,
-                 drop_rate: float = 0., fast_path: bool = True, init_cfg: Optional[dict] = None):
+                 drop_rate: float = 0., init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         self.grid_shape = tuple(grid_shape)
         self.num_extra_tokens = num_extra_tokens
         self.pos_embed = nn.Parameter(
             torch.zeros(1, num_extra_tokens + self.grid_shape[0] * self.grid_shape[1], embed_dims))
         self.drop = nn.Dropout(drop_rate)
-        self.fast_path = fast_path
         self._register_load_state_dict_pre_hook(self._resize_on_load)
 
     def init_weights(self) -> None:
@@ -44,14 +40,16 @@ class AbsolutePositionEmbedding(BaseModule):
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         """Add the embedding, resized to the grid ``hw``, to ``x`` (B, extra + H*W, C) whose extra tokens
         come first (or (B, H*W, C): then the extra-token slots are skipped)."""
-        pos = cached_pos_embed(self, hw, x.dtype) if self.fast_path else self.resized(hw).to(x.dtype)
+        pos = self.resized(hw, x.dtype)
         if x.shape[1] == pos.shape[1] - self.num_extra_tokens:  # no extra tokens in x: skip their slots
             pos = pos[:, self.num_extra_tokens:]
         return self.drop(x + pos)
 
-    def resized(self, hw: Tuple[int, int]) -> torch.Tensor:
-        """The embedding bilinearly resized to an H x W grid: (1, extra + H*W, C)."""
-        return resize_pos_embed(self.pos_embed, self.grid_shape, hw, self.num_extra_tokens)
+    def resized(self, hw: Tuple[int, int], dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+        """The embedding bilinearly resized to an H x W grid, in ``dtype`` (its own if None):
+        (1, extra + H*W, C)."""
+        pos = resize_pos_embed(self.pos_embed, self.grid_shape, hw, self.num_extra_tokens)
+        return pos if dtype is None else pos.to(dtype)
 
     def _resize_on_load(self, state_dict, prefix, *args, **kwargs):
         """``load_state_dict`` pre-hook: resize a loaded embedding of another square grid to this one.

@@ -43,10 +43,10 @@ from typing import Callable, Dict, Mapping, Optional
 import torch
 
 # within a block: official suffix -> mmlit suffix
-_BLOCK_RENAMES = (('mlp.fc1.', 'ffn.layers.0.0.'), ('mlp.fc2.', 'ffn.layers.1.'))
+_BLOCK_RENAMES = (('mlp.fc1.', 'ffn.fc1.'), ('mlp.fc2.', 'ffn.fc2.'))
 # within a DTM: official suffix -> mmlit suffix
 _DTM_RENAMES = (('dconv.conv_offset.', 'conv_offset.'), ('dconv.', 'conv.'), ('norm_layer.', 'norm.'))
-# within a LITv2 block: official suffix -> mmlit suffix (ConvFFN, HiLoAttention)
+# within a LITv2 block: official suffix -> mmlit suffix (Mlp with its depthwise conv, HiLoAttention)
 _V2_BLOCK_RENAMES = (('mlp.fc1.', 'ffn.fc1.'), ('mlp.dwconv.dwconv.', 'ffn.dwconv.'), ('mlp.fc2.', 'ffn.fc2.'),
                      ('attn.l_q.', 'attn.lo_q.'), ('attn.l_kv.', 'attn.lo_kv.'), ('attn.l_proj.', 'attn.lo_proj.'),
                      ('attn.h_qkv.', 'attn.hi_qkv.'), ('attn.h_proj.', 'attn.hi_proj.'))
@@ -70,8 +70,8 @@ def _rename(suffix: str, renames) -> str:
 
 
 def _block_suffix_to_mmlit(suffix: str, is_mlp_block: bool, renames=_BLOCK_RENAMES) -> str:
-    """mmlit name of a key inside one official block: ``mlp.fc1`` / ``mlp.fc2`` -> ``ffn.layers.0.0`` /
-    ``ffn.layers.1`` (LITv2: ``renames=_V2_BLOCK_RENAMES``), and in an MLP-only block (one norm in mmlit)
+    """mmlit name of a key inside one official block: ``mlp.fc1`` / ``mlp.fc2`` -> ``ffn.fc1`` /
+    ``ffn.fc2`` (LITv2: ``renames=_V2_BLOCK_RENAMES``), and in an MLP-only block (one norm in mmlit)
     ``norm2`` -> ``norm``."""
     suffix = _rename(suffix, renames)
     if is_mlp_block and suffix.startswith('norm2.'):
@@ -80,7 +80,7 @@ def _block_suffix_to_mmlit(suffix: str, is_mlp_block: bool, renames=_BLOCK_RENAM
 
 
 def _block_suffix_to_lit(suffix: str, renames=_BLOCK_RENAMES) -> str:
-    """The inverse of :func:`_block_suffix_to_mmlit`: ``ffn.layers.*`` -> ``mlp.fc*``, an MLP block's
+    """The inverse of :func:`_block_suffix_to_mmlit`: ``ffn.fc*`` -> ``mlp.fc*``, an MLP block's
     ``norm`` -> ``norm2``."""
     suffix = _rename(suffix, [(new, old) for old, new in renames])
     if suffix.startswith('norm.'):  # mmlit MLP block norm

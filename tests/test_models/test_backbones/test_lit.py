@@ -5,7 +5,7 @@ import torch
 from mmengine.registry import DefaultScope
 
 import mmlit  # noqa: F401
-from mmlit.models import LIT
+from mmlit.models import LIT, LITv2
 
 TI_CHANNELS = (64, 128, 320, 512)
 S_CHANNELS = (96, 192, 384, 768)
@@ -167,9 +167,43 @@ def test_with_cp_same_outputs_and_gradients():
 
 def test_drop_path_is_linear():
     model = LIT(arch='s', drop_path_rate=0.3)
-    rates = [b.ffn.dropout_layer.drop_prob if hasattr(b.ffn.dropout_layer, 'drop_prob') else 0.
-             for s in model.stages for b in s.blocks]
+    rates = [getattr(b.drop_path, 'drop_prob', 0.) for s in model.stages for b in s.blocks]
     torch.testing.assert_close(torch.tensor(rates), torch.linspace(0, 0.3, 12))
+
+
+def test_frozen_stages_4_freezes_the_class_token():
+    model = LIT(arch='ti', out_type='cls_token', out_indices=(3, ), frozen_stages=4).train()
+    assert not model.cls_token.requires_grad
+    assert not any(p.requires_grad for p in model.parameters())
+    assert LIT(arch='ti', out_type='cls_token', out_indices=(3, ), frozen_stages=3).cls_token.requires_grad
+
+
+def test_init_cfg_of_the_user_is_kept():
+    """A non-Pretrained init_cfg initialises the backbone as it says; the official initialisation runs
+    only without one (as mmdet's Swin)."""
+    model = _small(init_cfg=dict(type='Constant', layer=['Linear', 'LayerNorm'], val=0.5, bias=0.25))
+    model.init_weights()
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all((m.weight == 0.5).all() and (m.bias == 0.25).all() for m in linears)
+    assert all((m.weight == 0.5).all() for m in model.modules() if isinstance(m, torch.nn.LayerNorm))
+    default = _small()
+    default.init_weights()
+    weights = torch.cat([m.weight.flatten() for m in default.modules() if isinstance(m, torch.nn.Linear)])
+    assert 0.015 < weights.std() < 0.025  # the official truncated normal, std 0.02
+    assert all((m.bias == 0).all() for m in default.modules() if isinstance(m, torch.nn.Linear))
+
+
+def test_arch_names_resolve_in_one_place():
+    from mmlit.models.backbones import resolve_arch
+    assert resolve_arch('S') == (LIT, 's') and resolve_arch('tiny') == (LIT, 'tiny')
+    assert resolve_arch('litv2-s') == resolve_arch('LITv2_s') == resolve_arch('litv2s') == (LITv2, 's')
+    with pytest.raises(ValueError, match="valid names are .*'litv2-b'"):
+        resolve_arch('litv2-ti')
+
+
+def test_top_level_exports():
+    import mmlit
+    assert mmlit.LIT is LIT and mmlit.LITv2 is LITv2
 
 
 def test_init_weights():
@@ -208,12 +242,21 @@ def test_classifier_parameters_match_the_official_models(arch):
     assert sum(p.numel() for p in model.parameters()) == OFFICIAL_PARAMS[arch]
 
 
-def test_arch_zoo_spells_out_every_setting():
-    """Every arch of the zoo has every key, so no reader has to merge defaults in their head."""
-    every_key = set(LIT.arch_required) | set(LIT.arch_defaults)
-    for name, settings in LIT.arch_zoo.items():
-        assert set(settings) == every_key, name
-        assert LIT._parse_arch(name) == {**settings}
+@pytest.mark.parametrize('cls', [LIT, LITv2])
+def test_arch_zoo_lists_what_varies(cls):
+    """Each arch gives the required settings and only those of the design it changes; parsing completes
+    it with the design (the paper's: LIT-Ti PVT-like, LIT-S/M/B Swin-like, LITv2 with HiLo windows)."""
+    for name, settings in cls.arch_zoo.items():
+        assert set(cls.arch_required) <= set(settings) <= set(cls.arch_required) | set(cls.arch_defaults), name
+        assert not [k for k in cls.arch_defaults if settings.get(k, object()) == cls.arch_defaults[k]], name
+        assert cls._parse_arch(name) == {**cls.arch_defaults, **settings}
+    if cls is LIT:
+        ti, s = LIT._parse_arch('ti'), LIT._parse_arch('small')
+        assert ti['abs_pos_embed'] and ti['cls_token'] and not ti['rel_pos_bias'] and ti['norm_eps'] == 1e-6
+        assert s['rel_pos_bias'] and not s['abs_pos_embed'] and s['out_norm_indices'] == (1, 2, 3)
+        assert ti['msa_stages'] == s['msa_stages'] == (2, 3)
+    else:
+        assert LITv2._parse_arch('b')['local_ws'] == (0, 0, 2, 1) and LITv2._parse_arch('m')['alpha'] == 0.9
 
 
 @pytest.mark.parametrize('type_name', ['LIT', 'LITv2'])
@@ -232,7 +275,10 @@ def test_dense_outputs_are_contiguous_for_mmcv_roi_align(type_name, training):
     assert all(out.is_contiguous() for out in outs)
     roi_align = RoIAlign((7, 7), spatial_scale=1 / 4, sampling_ratio=0, aligned=True)
     rois = torch.tensor([[0., 4., 8., 40., 60.], [1., 20., 0., 90., 50.]])
-    torch.testing.assert_close(roi_align(outs[0], rois), roi_align(outs[0].contiguous(), rois))
+    # torchvision's RoIAlign (the same sampling) reads any layout: the reference
+    torchvision_ops = pytest.importorskip('torchvision.ops')
+    reference = torchvision_ops.roi_align(outs[0], rois, (7, 7), 1 / 4, sampling_ratio=0, aligned=True)
+    torch.testing.assert_close(roi_align(outs[0], rois), reference, rtol=1e-5, atol=1e-5)
 
 
 def test_bad_inputs_say_what_is_wrong():

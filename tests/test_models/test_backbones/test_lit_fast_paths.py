@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mmlit.models import LIT, LITv2
-from mmlit.models.fast_path import ParamCache, set_fast_path
+from mmlit.models.fast_path import FAST_CLASSES, PLAIN_CLASSES, ParamCache, set_fast_path
 
 
 def randomised_lit(arch, seed=0, **kwargs):
@@ -55,12 +55,14 @@ def test_fast_path_equals_plain_formulas(arch):
     model = randomised_lit(arch, drop_path_rate=0.)
     x = torch.randn(1, 3, 224, 160)
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(attention, 'BIAS_CACHE_BYTES', 2**16)  # stage-3 biases count as large
+        m.setattr(attention, 'WHOLE_BIAS_BYTES', 2**16)  # stage-3 biases count as large
         m.setattr(attention, 'BIAS_BLOCK_BYTES', 2**15)
         with torch.no_grad():
             fast = model(x)
             plain = set_fast_path(model, False)(x)
-    assert not any(getattr(mod, 'fast_path', False) for mod in model.modules())
+    assert not any(type(mod) in PLAIN_CLASSES for mod in model.modules())
+    assert any(type(mod) in PLAIN_CLASSES for mod in set_fast_path(model, True).modules())
+    assert not any(type(mod) in FAST_CLASSES for mod in model.modules())  # no plain layer left
     for a, b in zip(fast, plain):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     grads = []

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mmlit.models.fast_path import attention as fast_attention_module
-from mmlit.models.fast_path import rel_pos_bias_from_table
+from mmlit.models.fast_path import rel_pos_bias_from_table, set_fast_path
 from mmlit.models.fast_path.rel_pos_bias import rel_pos_bias_row_windows, rel_pos_bias_rows_view
 from mmlit.models.layers import GlobalMultiheadAttention
 from mmlit.models.layers.plain_attention import reference_attention
@@ -12,7 +12,7 @@ from mmlit.utils.compat import cpu_flash_takes_mask
 
 def make_attention(rel_pos=True, heads=3, dims=24):
     torch.manual_seed(0)
-    attn = GlobalMultiheadAttention(dims, heads, rel_pos_shape=(5, 5) if rel_pos else None)
+    attn = set_fast_path(GlobalMultiheadAttention(dims, heads, rel_pos_shape=(5, 5) if rel_pos else None), True)
     attn.init_weights()
     if rel_pos:
         with torch.no_grad():
@@ -82,7 +82,7 @@ def test_row_batched_attention_in_inference(monkeypatch, hw):
     formula's outputs."""
     attn = make_attention().eval()
     x = torch.randn(2, hw[0] * hw[1], 24)
-    monkeypatch.setattr(fast_attention_module, 'BIAS_CACHE_BYTES', 0)  # every bias counts as large
+    monkeypatch.setattr(fast_attention_module, 'WHOLE_BIAS_BYTES', 0)  # every bias counts as large
     calls = spy_attention_paths(monkeypatch)
     with torch.no_grad():
         ref = reference_attention(attn, x, hw)
@@ -142,19 +142,23 @@ def test_blockwise_attention_equals_whole(monkeypatch):
 
 
 def test_eval_cache_reuses_and_invalidates(monkeypatch):
+    """In eval mode the resized table is kept per grid size while the table is unchanged; the whole
+    (heads, N, N) bias is built per call and never kept (LIT-B at 384x384 would hold 365 MiB)."""
     attn = make_attention().eval()
     calls = []
-    real = rel_pos_bias_from_table
+    real = fast_attention_module.resize_rel_pos_table
 
     def spy(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(fast_attention_module, 'rel_pos_bias_from_table', spy)
+    monkeypatch.setattr(fast_attention_module, 'resize_rel_pos_table', spy)
     x = torch.randn(1, 30, 24)
     with torch.no_grad():
         first = attn(x, (5, 6))
         assert attn(x, (5, 6)).equal(first) and len(calls) == 1  # cached
+        kept = [c.value for c in attn.__dict__['_param_caches'].values() if c.value is not None]
+        assert sum(t.numel() for t in kept) == 3 * 9 * 11  # the (heads, 2H-1, 2W-1) table alone
         attn(torch.randn(1, 12, 24), (3, 4))
         assert len(calls) == 2  # another size: recomputed
         attn(x, (5, 6))

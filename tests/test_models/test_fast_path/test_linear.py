@@ -39,7 +39,7 @@ def _block(block_type='mlp'):
     else:  # LIT's MLP, or LITv2's with the depthwise conv
         block = MLPBlock(16, mlp_ratio=4, dw_conv=block_type == 'conv_ffn')
     block.init_weights()
-    return block.eval()
+    return set_fast_path(block, True).eval()
 
 
 @needs_onednn
@@ -139,8 +139,8 @@ def test_blocks_take_the_fused_linears_in_cpu_inference(block_type):
 
 @needs_onednn
 def test_mlp_keeps_the_plain_layers_where_fusing_would_change_it():
-    """The tanh GELU, a dropout or DropPath left in training mode in an eval model (MC dropout), a layer
-    scale and hooks on the MLP's modules all keep the plain layers."""
+    """The tanh GELU, another activation, a dropout or DropPath left in training mode in an eval model (MC
+    dropout) and hooks on the MLP or its modules all keep the plain layers."""
     x = torch.randn(1, 6, 16)
 
     def fused(block):
@@ -148,26 +148,25 @@ def test_mlp_keeps_the_plain_layers_where_fusing_would_change_it():
             return FUSED in _ops(lambda: block(x, (2, 3)))
 
     assert fused(_block())
-    block = _block()
-    block.ffn.layers[0][1] = nn.GELU(approximate='tanh')
-    assert not fused(block)
-    for name in ('layers.0.2', 'layers.2', 'dropout_layer'):
+    for act in (nn.GELU(approximate='tanh'), nn.ReLU()):
         block = _block()
-        block.ffn.get_submodule(name).train()
+        block.ffn.act = act
+        assert not fused(block), act
+    for name in ('ffn.drop', 'drop_path'):
+        block = _block()
+        block.get_submodule(name).train()
         assert not fused(block), name
-    block = _block()
-    block.ffn.gamma2 = nn.Linear(16, 16)  # anything other than the identity
-    assert not fused(block)
-    block = _block()
-    block.ffn.layers[0][1].register_forward_hook(lambda *_: None)
-    assert not fused(block)
+    for name in ('ffn', 'ffn.act', 'ffn.fc1'):
+        block = _block()
+        block.get_submodule(name).register_forward_hook(lambda *_: None)
+        assert not fused(block), name
 
 
 @needs_onednn
 def test_mc_dropout_still_drops():
     """A dropout switched back to training in an eval model still drops (the plain path runs)."""
-    block = MLPBlock(16, mlp_ratio=4, drop_rate=0.5).eval()
-    block.ffn.layers[0][2].train()
+    block = set_fast_path(MLPBlock(16, mlp_ratio=4, drop_rate=0.5), True).eval()
+    block.ffn.drop.train()
     x = torch.randn(1, 64, 16)
     with torch.no_grad():
         torch.manual_seed(0)
@@ -180,7 +179,7 @@ def test_mc_dropout_still_drops():
 @needs_onednn
 def test_attention_projections_fused_equal_plain():
     torch.manual_seed(0)
-    attn = GlobalMultiheadAttention(24, 3).eval()
+    attn = set_fast_path(GlobalMultiheadAttention(24, 3), True).eval()
     attn.init_weights()
     x = torch.randn(2, 20, 24)
     with torch.no_grad():
@@ -206,9 +205,9 @@ def test_conv_ffn_keeps_the_plain_layers_where_fusing_would_change_it():
             return FUSED in _ops(lambda: block(x, (2, 3)))
 
     assert fused(_block('conv_ffn'))
-    for name in ('drop', 'dropout_layer'):
+    for name in ('ffn.drop', 'drop_path'):
         block = _block('conv_ffn')
-        block.ffn.get_submodule(name).train()
+        block.get_submodule(name).train()
         assert not fused(block), name
     for name in ('', 'drop', 'fc2'):
         block = _block('conv_ffn')

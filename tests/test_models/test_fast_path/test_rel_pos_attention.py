@@ -9,14 +9,15 @@ import torch
 from mmlit.models import LIT
 from mmlit.models.fast_path import attention as fast_attention_module
 from mmlit.models.fast_path import rel_pos_attention as rpa
+from mmlit.models.fast_path import set_fast_path
 from mmlit.models.layers import GlobalMultiheadAttention
 from mmlit.models.utils import rel_pos_bias_by_index
 
 
 @pytest.fixture(autouse=True)
 def every_bias_counts_as_large(monkeypatch):
-    """The module takes the training function for biases over BIAS_CACHE_BYTES: here, every bias."""
-    monkeypatch.setattr(fast_attention_module, 'BIAS_CACHE_BYTES', 0)
+    """The module takes the training function for biases over WHOLE_BIAS_BYTES: here, every bias."""
+    monkeypatch.setattr(fast_attention_module, 'WHOLE_BIAS_BYTES', 0)
 
 
 def plain(q, k, v, table, hw, scale, mask=None):
@@ -139,7 +140,7 @@ def test_wrong_number_of_tokens_is_refused():
 
 def make_attention(heads=3, dims=24, rel_pos_shape=(5, 5), **kwargs):
     torch.manual_seed(0)
-    attn = GlobalMultiheadAttention(dims, heads, rel_pos_shape=rel_pos_shape, **kwargs)
+    attn = set_fast_path(GlobalMultiheadAttention(dims, heads, rel_pos_shape=rel_pos_shape, **kwargs), True)
     attn.init_weights()
     with torch.no_grad():
         attn.relative_position_bias_table.normal_(0, 1)
@@ -157,7 +158,7 @@ def test_module_trains_through_it_with_the_plain_formulas_gradients(monkeypatch)
     monkeypatch.setattr(rpa._RelPosAttention, 'apply', lambda *a: calls.append(a[4]) or real(*a))
     results = []
     for fast in (True, False):
-        attn.fast_path = fast
+        set_fast_path(attn, fast)
         attn.zero_grad()
         x.grad = None
         out = attn(x, hw)
@@ -197,7 +198,7 @@ def test_training_keeps_nothing_of_size_n_squared(dtype):
     x = torch.randn(1, N, dims, requires_grad=True)
     with torch.autocast('cpu', dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
         out, kept = saved_bytes(lambda: attn(x, hw))
-        attn.fast_path = False
+        set_fast_path(attn, False)
         _, kept_plain = saved_bytes(lambda: attn(x, hw))
     assert kept_plain > scores_bytes  # the test sees the plain formula's N x N probabilities
     assert kept < min(scores_bytes / 10, 8 * N * dims * 4), (kept, scores_bytes)

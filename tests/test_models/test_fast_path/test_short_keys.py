@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmlit.models.fast_path import short_keys
+from mmlit.models.fast_path import set_fast_path, short_keys
 from mmlit.models.fast_path.short_keys import SHORT_KEYS, short_key_attention
 from mmlit.models.layers import HiLoAttention
 
@@ -41,7 +41,7 @@ def test_hilo_fast_path_switch(monkeypatch):
     the matmuls, and the plain path calls SDPA for both branches."""
     from mmlit.models.layers import hilo_attention
     torch.manual_seed(0)
-    attn = HiLoAttention(64, 4, window_size=2, alpha=0.5)
+    attn = set_fast_path(HiLoAttention(64, 4, window_size=2, alpha=0.5), True)
     x = torch.randn(2, 7 * 9, 64, requires_grad=True)
     plain_sdpa = []
     real_sdpa = F.scaled_dot_product_attention
@@ -51,7 +51,7 @@ def test_hilo_fast_path_switch(monkeypatch):
     fast = attn(x, (7, 9))
     (gx_fast, ) = torch.autograd.grad(fast.square().sum(), x)
     assert not fast_sdpa and not plain_sdpa  # 4 keys per window, 20 pooled keys: the matmuls
-    attn.fast_path = False
+    set_fast_path(attn, False)
     plain = attn(x, (7, 9))
     (gx_plain, ) = torch.autograd.grad(plain.square().sum(), x)
     assert len(plain_sdpa) == 2 and not fast_sdpa  # Hi-Fi and Lo-Fi through torch's SDPA
