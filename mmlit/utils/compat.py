@@ -1,6 +1,9 @@
 """Feature detection for the torch releases mmlit supports (2.1 to the newest; README "Supported versions").
 
-Code elsewhere in mmlit asks these helpers what the running torch can do, never its version number.
+Code elsewhere in mmlit asks these helpers what the running torch can do, never its version number. The
+private torch attributes mmlit reads are read here (oneDNN's fused linear, used only by
+:mod:`mmlit.models.fast_path.linear`, is detected there), each with a fallback to the plain code when a
+torch release drops it; ``tests/test_utils/test_compat.py`` fails when one changes.
 """
 import functools
 import inspect
@@ -60,3 +63,22 @@ def is_tracing() -> bool:
 def onnx_has_dynamo_exporter() -> bool:
     """Whether ``torch.onnx.export`` takes ``dynamo=`` (the torch.export-based exporter, torch >= 2.5)."""
     return 'dynamo' in inspect.signature(torch.onnx.export).parameters
+
+
+def global_forward_hooks_registered() -> bool:
+    """Whether any global module forward (pre-)hook is registered (``nn.modules.module.register_module_
+    forward_hook``): then a fused computation, which calls no module, must give way to the modules. Reads
+    torch's private registries; True (the safe answer) if they are gone."""
+    from torch.nn.modules import module
+    hooks = getattr(module, '_global_forward_hooks', None)
+    pre_hooks = getattr(module, '_global_forward_pre_hooks', None)
+    if hooks is None or pre_hooks is None:
+        return True
+    return bool(hooks or pre_hooks)
+
+
+def tensor_version(tensor: torch.Tensor):
+    """The version counter of ``tensor`` (bumped by every in-place change: optimizer steps,
+    ``load_state_dict``, edits under ``no_grad``), or None where torch has none to read (then nothing that
+    depends on it may be cached)."""
+    return getattr(tensor, '_version', None)

@@ -20,9 +20,8 @@ from typing import Iterable, Optional
 import torch
 import torch.nn as nn
 from mmcv.cnn.bricks.wrappers import Linear as MMCVLinear
-from torch.nn.modules import module as _module
 
-from mmlit.utils.compat import cpu_autocast_enabled, is_tracing
+from mmlit.utils.compat import cpu_autocast_enabled, global_forward_hooks_registered, is_tracing
 
 
 def _detect_onednn_linear() -> bool:
@@ -48,8 +47,7 @@ _PLAIN_LINEAR_FORWARDS = (nn.Linear.forward, MMCVLinear.forward)
 
 def _has_forward_hooks(module: nn.Module) -> bool:
     """Whether calling ``module`` would run forward (pre-)hooks, its own or global ones."""
-    return bool(module._forward_hooks or module._forward_pre_hooks or _module._global_forward_hooks
-                or _module._global_forward_pre_hooks)
+    return bool(module._forward_hooks or module._forward_pre_hooks) or global_forward_hooks_registered()
 
 
 def onednn_linear_usable(x: torch.Tensor, *layers: nn.Module, skipped: Iterable[nn.Module] = ()) -> bool:

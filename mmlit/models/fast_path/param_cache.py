@@ -4,7 +4,7 @@ from typing import Callable, Hashable, Sequence
 import torch
 import torch.nn as nn
 
-from mmlit.utils.compat import is_tracing
+from mmlit.utils.compat import is_tracing, tensor_version
 
 
 class ParamCache:
@@ -28,8 +28,9 @@ class ParamCache:
     @staticmethod
     def usable(module: nn.Module, params: Sequence[torch.Tensor]) -> bool:
         """Whether caching is allowed now: ``module`` in eval mode, no ``torch.compile`` / export
-        tracing, and no autograd graph needed (grad disabled, or no tensor of ``params`` requires it)."""
-        if module.training or is_tracing():
+        tracing, a version counter on every tensor of ``params``, and no autograd graph needed (grad
+        disabled, or no tensor of ``params`` requires it)."""
+        if module.training or is_tracing() or any(tensor_version(p) is None for p in params):
             return False
         return not (torch.is_grad_enabled() and any(p.requires_grad for p in params))
 
@@ -46,7 +47,7 @@ class ParamCache:
             Tensor: The cached value if the full key is the last one's; else ``compute()``, kept for the
             next call. Call it only when caching is :meth:`usable` (:func:`cached` checks that).
         """
-        full_key = (key, ) + tuple((p.data_ptr(), p._version, p.device, p.dtype) for p in params)
+        full_key = (key, ) + tuple((p.data_ptr(), tensor_version(p), p.device, p.dtype) for p in params)
         if full_key != self.key:
             self.key, self.value = None, None  # free the old value before computing the new one
             self.value = compute()
