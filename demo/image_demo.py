@@ -12,11 +12,14 @@ predictions to ``OUT_DIR/preds/`` (detection, segmentation) or are printed (clas
 import argparse
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config
 
-from mmlit.utils.analysis import drop_pretrained
-from mmlit.utils.launch import check_checkpoints, run_tool
+sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools'))  # mmlit_tools
+
+from mmlit_tools.analysis import drop_pretrained
+from mmlit_tools.launch import check_checkpoints, run_tool
 
 TASKS = ('mmdet', 'mmseg', 'mmpretrain')
 

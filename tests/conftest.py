@@ -12,8 +12,9 @@ THREADS = max(1, min(2, os.cpu_count() or 1) // WORKERS)
 torch.set_num_threads(THREADS)
 os.environ.setdefault('OMP_NUM_THREADS', str(THREADS))
 
-# shared test helpers (toy_runs) import by name
+# shared test helpers (toy_runs) import by name; the tools' helpers (mmlit_tools) live in tools/
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), 'helpers'))
+sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools'))
 
 
 @pytest.fixture(scope='module')

@@ -4,7 +4,7 @@
                                            [--amp] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
 
 ``--amp`` evaluates in reduced precision: on CPU, mmlit's bf16 mode (the backbone and neck under bfloat16
-autocast, the heads in float32: :func:`mmlit.utils.amp.autocast_features`; the README, Speed, states its
+autocast, the heads in float32: :func:`mmlit_tools.amp.autocast_features`; the README, Speed, states its
 accuracy against fp32); on CUDA, MMEngine's float16 ``TestLoop(fp16=True)``.
 """
 import argparse
@@ -17,8 +17,8 @@ from mmengine.evaluator import DumpResults
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmlit.utils.amp import autocast_features
-from mmlit.utils.launch import check_checkpoints, check_datasets, check_model_fits, load_config, run_tool, setup_env
+from mmlit_tools.amp import autocast_features
+from mmlit_tools.launch import check_checkpoints, check_datasets, check_model_fits, load_config, run_tool, setup_env
 
 
 def parse_args():

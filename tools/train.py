@@ -10,7 +10,7 @@ from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmlit.utils.launch import check_checkpoints, check_datasets, load_config, run_tool, setup_env
+from mmlit_tools.launch import check_checkpoints, check_datasets, load_config, run_tool, setup_env
 
 
 def parse_args():

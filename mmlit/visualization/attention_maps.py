@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from mmlit.models.layers import GlobalMultiheadAttention, HiLoAttention
-from mmlit.models.layers.plain_attention import attention_weights, hilo_attention_maps
+from mmlit.visualization.attention_weights import attention_weights, hilo_attention_maps
 
 
 @torch.no_grad()

@@ -6,8 +6,8 @@ import os.path as osp
 import pytest
 import yaml
 
-from mmlit.utils.analysis import build_target
-from mmlit.utils.flops import count_params
+from mmlit_tools.analysis import build_target
+from mmlit_tools.flops import count_params
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

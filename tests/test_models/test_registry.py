@@ -53,3 +53,21 @@ def test_custom_imports_in_a_foreign_config(tmp_path, scope, base):
         print(type(backbone).__module__, type(backbone).__name__)
     """)
     assert out.split()[-2:] == ['mmlit.models.backbones.lit', 'LIT']
+
+
+def test_import_mmlit_imports_what_configs_need_only():
+    """``import mmlit`` (what ``custom_imports`` runs) loads neither the tools' helpers nor the figures, and
+    mmlit.utils does not reach up into mmlit.models."""
+    import subprocess
+    import sys
+    code = ('import sys, mmlit; import mmlit.utils; '
+            'print(sorted(m for m in sys.modules if m.startswith(("mmlit_tools", "mmlit.visualization"))))')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == '[]', out
+    import ast
+    import pathlib
+    utils = pathlib.Path(__file__).parents[2] / 'mmlit' / 'utils'
+    for path in utils.glob('*.py'):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert not (node.module or '').startswith(('mmlit.models', 'models')), (path.name, node.module)

@@ -25,8 +25,8 @@ def test_flops_match_the_paper(arch):
 
     from mmengine.logging import MMLogger
 
-    from mmlit.utils.analysis import build_target
-    from mmlit.utils.flops import flop_analyzer
+    from mmlit_tools.analysis import build_target
+    from mmlit_tools.flops import flop_analyzer
     MMLogger.get_current_instance().setLevel(logging.WARNING)
     model = build_target(arch, out_indices=(3, )).eval()
     with torch.no_grad():
@@ -40,7 +40,7 @@ def test_flops_match_the_paper(arch):
 def test_sdpa_flops_count_both_matmuls():
     import torch.nn.functional as F
 
-    from mmlit.utils.flops import flop_analyzer
+    from mmlit_tools.flops import flop_analyzer
 
     class Attn(torch.nn.Module):
 
@@ -112,7 +112,7 @@ from mmlit.models.utils import lit_to_mmlit, mmlit_to_lit
 class LITv2(_LITv2):
     def __init__(self, embed_dim, depths, num_heads, mlp_ratio, alpha, local_ws, has_msa, patch_norm,
                  drop_path_rate):
-        assert DeformConv2dPack.__module__ == 'mmlit.utils.official'
+        assert DeformConv2dPack.__module__ == 'mmlit_tools.official'
         arch = dict(embed_dims=[embed_dim * 2**i for i in range(4)], depths=depths, num_heads=num_heads,
                     mlp_ratios=[mlp_ratio] * 4, msa_stages=tuple(i for i in range(4) if has_msa[i]))
         super().__init__(arch=arch, alpha=alpha, local_ws=local_ws, out_indices=(0, 1, 2, 3))

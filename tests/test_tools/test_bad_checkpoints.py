@@ -123,7 +123,7 @@ def test_as_a_command(files, tmp_path):
 def test_test_py_with_the_checkpoint_of_another_arch(tmp_path, monkeypatch, capfd):
     """A LIT-S Mask R-CNN checkpoint given to the LIT-Ti config: MMEngine would warn and evaluate a model
     that is mostly random; the tool says which arch the checkpoint is of."""
-    from mmlit.utils.analysis import build_target
+    from mmlit_tools.analysis import build_target
     path = tmp_path / 'lit_s.pth'
     torch.save({'state_dict': build_target(TOY_S).state_dict(), 'meta': {}}, path)
     message, _ = _in_process(TEST, [TOY_TI, str(path), '--work-dir', str(tmp_path)], monkeypatch, capfd)

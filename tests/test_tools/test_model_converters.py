@@ -15,7 +15,7 @@ import torch
 
 import mmlit  # noqa: F401
 from mmlit.models.utils import mmlit_to_lit
-from mmlit.utils.analysis import build_target, dummy_batch
+from mmlit_tools.analysis import build_target, dummy_batch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, 'tools', 'model_converters', 'lit2mmlit.py')

@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 
 from mmlit.models import LIT
-from mmlit.utils.amp import autocast_features
+from mmlit_tools.amp import autocast_features
 
 
 class Detector(nn.Module):

@@ -1,11 +1,11 @@
-"""mmlit.utils.analysis.load_backbone: the loader of the ONNX export and visualisation tools."""
+"""mmlit_tools.analysis.load_backbone: the loader of the ONNX export and visualisation tools."""
 import pytest
 import torch
 
 from mmlit.models import LIT
 from mmlit.models.utils import mmlit_to_lit
 from mmlit.utils import CheckpointError
-from mmlit.utils.analysis import load_backbone
+from mmlit_tools.analysis import load_backbone
 
 
 @pytest.fixture(scope='module')

@@ -1,7 +1,7 @@
 """FLOP counts of the LIT family against the papers' tables (multiply-adds at 224x224)."""
 import pytest
 
-from mmlit.utils.flops import analyse_target, count_params
+from mmlit_tools.flops import analyse_target, count_params
 
 
 @pytest.mark.parametrize('target,gflops,params', [

@@ -3,7 +3,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmlit.utils.gemm_replay import record_gemms, replay_gemms
+from mmlit_tools.gemm_replay import record_gemms, replay_gemms
 
 
 def test_records_the_products_of_forward_and_backward():
@@ -78,7 +78,7 @@ def test_records_every_linear_of_lit_inference():
 
 
 def test_describe_bound_flags_a_replay_slower_than_the_step():
-    from mmlit.utils.gemm_replay import describe_bound
+    from mmlit_tools.gemm_replay import describe_bound
     gemms = dict(addmm=0.2, convolution=0.1, total=0.3)
     line = describe_bound(gemms, 0.4, 'inference')
     assert line == ('its own matrix products alone take 300.0 ms (addmm 200.0, convolution 100.0); the inference '

@@ -1,4 +1,4 @@
-"""Building the authors' model code beside mmlit's (mmlit.utils.official).
+"""Building the authors' model code beside mmlit's (mmlit_tools.official).
 
 No official code is committed. The unit tests import small files that the tests write themselves, in the
 layout of the official repositories; with ``MMLIT_OFFICIAL_LIT`` / ``MMLIT_OFFICIAL_LITV2`` pointing to
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from mmlit.ops import deform_conv2d_k2s2
-from mmlit.utils.official import (
+from mmlit_tools.official import (
     OFFICIAL_BACKBONES,
     DeformConv2dPack,
     DeformConv2dPackWithOffset,
@@ -120,7 +120,7 @@ def test_official_code_computes_mmlit_function(arch):
     if not OFFICIAL[arch]:
         pytest.skip('set MMLIT_OFFICIAL_LIT / MMLIT_OFFICIAL_LITV2 to checkouts of the official code')
     pytest.importorskip('timm')
-    from mmlit.utils.analysis import build_target
+    from mmlit_tools.analysis import build_target
     torch.manual_seed(0)
     ours = build_target(arch).eval()
     official = build_official(OFFICIAL[arch], arch, weights_from=ours)
@@ -149,7 +149,7 @@ def test_official_training_step_equals_mmlit_in_float64(arch, monkeypatch):
     from mmlit.models.fast_path import attention as fast_attention
     from mmlit.models.fast_path import rel_pos_attention as rpa
     from mmlit.models.utils import mmlit_to_lit
-    from mmlit.utils.analysis import build_target
+    from mmlit_tools.analysis import build_target
     monkeypatch.setattr(fast_attention, 'WHOLE_BIAS_BYTES', 0)
     calls = []
     real = rpa._RelPosAttention.apply

@@ -10,7 +10,7 @@
 
 ``--official`` takes checkouts of the authors' code (github.com/zhuang-group/LIT, github.com/ziplab/LITv2;
 timm must be installed): for every arch target it also times the official detection backbone of that arch
-(see :mod:`mmlit.utils.official`), with mmlit's weights, checks that both give the same outputs, and prints
+(see :mod:`mmlit_tools.official`), with mmlit's weights, checks that both give the same outputs, and prints
 the ratios. ``--peers`` times other backbones the same way: ``r50``, ``swin-t``, ``pvt-s``, ... (mmdet's)
 or any mmdet/mmseg/mmpretrain config (its ``model.backbone``; ``mmdet::swin/...py`` works).
 
@@ -21,7 +21,7 @@ the runs, imports and weights included, and the part added by the runs; CUDA: ma
 page faults per timed run, the achieved FLOP/s as a fraction of this machine's fp32 matmul peak, which
 it measures in the same run, and the GEMM bound: the time of the step's own matrix products (matmuls,
 convolutions, attention kernels; forward and backward) replayed alone, and the fraction of the step's time
-that is (:mod:`mmlit.utils.gemm_replay`). ``--train`` times a training step (forward, backward) in train mode;
+that is (:mod:`mmlit_tools.gemm_replay`). ``--train`` times a training step (forward, backward) in train mode;
 otherwise inference in eval mode without gradients.
 
 Page faults are memory that the C allocator gave back to the OS after one run and asked for again in
@@ -42,6 +42,9 @@ import time
 from contextlib import nullcontext
 
 import torch
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/: mmlit_tools
+
 
 DTYPES = dict(fp32=None, bf16=torch.bfloat16, fp16=torch.float16)
 
@@ -163,19 +166,19 @@ def summarise(times):
 def build_model(spec: str, checkouts) -> torch.nn.Module:
     """The model of a measurement: an mmlit target (arch or config), ``official:<arch>`` (the authors' code
     with the weights of the mmlit arch built from the same seed) or ``peer:<name or config>``."""
-    from mmlit.utils.analysis import build_peer, build_target
+    from mmlit_tools.analysis import build_peer, build_target
     kind, _, name = spec.partition(':')
     torch.manual_seed(0)  # an arch's mmlit and official models get the same weights
     if kind == 'peer':
         return build_peer(name)
     if kind == 'official':
-        from mmlit.utils.official import build_official, find_checkout
+        from mmlit_tools.official import build_official, find_checkout
         return build_official(find_checkout(name, checkouts), name, weights_from=build_target(name))
     return build_target(spec)
 
 
 def measure_model(args) -> dict:
-    from mmlit.utils.analysis import dummy_batch, run_step
+    from mmlit_tools.analysis import dummy_batch, run_step
     target = args.child
     model = build_model(target, args.official).to(args.device)
     model.train(args.train)
@@ -195,7 +198,7 @@ def measure_model(args) -> dict:
     if dtype is not None and whole_model:
         # as tools/test.py --amp: the backbone and neck in reduced precision, the heads' post-processing
         # (mmcv's NMS, RoIAlign) in float32
-        from mmlit.utils.amp import autocast_features
+        from mmlit_tools.amp import autocast_features
         autocast_features(model, dtype, device_type)
 
     def step(module=runner):
@@ -229,7 +232,7 @@ def measure_model(args) -> dict:
     else:
         result_acc = None
     del out
-    from mmlit.utils.gemm_replay import record_gemms, replay_gemms
+    from mmlit_tools.gemm_replay import record_gemms, replay_gemms
     # after the memory was read; recorded eagerly (the compiled step does the same products)
     gemms = replay_gemms(record_gemms(lambda: step(model)), repeat=min(args.repeat, 5))
     result = dict(target=target, times=times, rss_before=rss_before, rss_peak=rss_peak, rss_reset=reset,
@@ -277,8 +280,8 @@ def model_flops(spec: str, shape) -> float:
 
     from mmengine.logging import MMLogger
 
-    from mmlit.utils.analysis import build_peer
-    from mmlit.utils.flops import analyse_target, flop_analyzer
+    from mmlit_tools.analysis import build_peer
+    from mmlit_tools.flops import analyse_target, flop_analyzer
     MMLogger.get_current_instance().setLevel(logging.WARNING)
     kind, _, name = spec.partition(':')
     if kind == 'peer':
@@ -291,7 +294,7 @@ def model_flops(spec: str, shape) -> float:
 
 def measure_and_report(args, spec: str, peak: float, save_outputs: str = None, label: str = None) -> dict:
     """Measure ``spec`` in a fresh process, print its figures and return them."""
-    from mmlit.utils.gemm_replay import describe_bound
+    from mmlit_tools.gemm_replay import describe_bound
     res = run_child(args, spec, save_outputs)
     stats = summarise(res['times'])
     macs = model_flops(spec, args.shape) * args.batch
@@ -359,8 +362,8 @@ def measure_ops(args) -> list:
 
     from mmlit.models.fast_path import module_cache, set_fast_path
     from mmlit.models.layers import GlobalMultiheadAttention
-    from mmlit.models.layers.plain_attention import reference_attention
     from mmlit.ops import deform_conv2d_k2s2
+    from mmlit.visualization.attention_weights import reference_attention
     rows = []
     B, C, H, W = args.ops_dtm
     gen = torch.Generator().manual_seed(0)
@@ -403,7 +406,7 @@ def measure_ops(args) -> list:
     rows.append((f'attention + rel. bias (qkv, attention, proj), {B}x{h * w} tokens, {heads} heads, d={d}',
                  'mmlit (table window + flash SDPA)', 'gather bias + softmax(QK^T+B)V', t_fast, t_plain))
     if args.official:
-        from mmlit.utils.official import find_checkout
+        from mmlit_tools.official import find_checkout
         checkout = find_checkout('litv2-s', args.official)
         if checkout:
             rows.append(measure_hilo(args, checkout, gen))
@@ -416,7 +419,7 @@ def measure_hilo(args, checkout: str, gen: torch.Generator) -> tuple:
     alpha 0.9, window 2."""
     from mmlit.models.fast_path import set_fast_path
     from mmlit.models.layers import HiLoAttention
-    from mmlit.utils.official import OFFICIAL_BACKBONES, load_official_file
+    from mmlit_tools.official import OFFICIAL_BACKBONES, load_official_file
     B, h, w = args.ops_hilo
     dims, heads, ws, alpha = 384, 12, 2, 0.9
     ours = set_fast_path(HiLoAttention(dims, heads, window_size=ws, alpha=alpha), True).to(args.device).eval()
@@ -459,8 +462,8 @@ def main(argv=None):
     print(f'fp32 matmul peak (2048^3, best of 10): {peak / 1e9:.1f} GFLOP/s')
     results = []
     if args.official:
-        from mmlit.utils.analysis import is_config
-        from mmlit.utils.official import find_checkout
+        from mmlit_tools.analysis import is_config
+        from mmlit_tools.official import find_checkout
     for target in args.targets:
         official = None
         if args.official and not is_config(target):

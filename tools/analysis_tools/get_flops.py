@@ -10,13 +10,17 @@ count covers backbone, neck and heads without post-processing (NMS), as mmdet's 
 """
 import argparse
 import logging
+import os.path as osp
+import sys
 
 from mmengine.analysis.print_helper import complexity_stats_table
 from mmengine.config import DictAction
 from mmengine.logging import MMLogger
 
-from mmlit.utils.flops import analyse_target, count_params
-from mmlit.utils.launch import run_tool
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/: mmlit_tools
+
+from mmlit_tools.flops import analyse_target, count_params
+from mmlit_tools.launch import run_tool
 
 
 def parse_args():

@@ -12,13 +12,17 @@ random input and prints the largest difference to PyTorch.
 """
 import argparse
 import logging
+import os.path as osp
+import sys
 
 import torch
 from mmengine.logging import MMLogger
 
-from mmlit.utils.analysis import load_backbone
-from mmlit.utils.deploy import DEFAULT_OPSET, export_onnx, onnx_max_error
-from mmlit.utils.launch import run_tool
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/: mmlit_tools
+
+from mmlit_tools.analysis import load_backbone
+from mmlit_tools.deploy import DEFAULT_OPSET, export_onnx, onnx_max_error
+from mmlit_tools.launch import run_tool
 
 
 def parse_args():

@@ -16,13 +16,16 @@ loaded strictly into that config's model before anything is written.
 """
 import argparse
 import os.path as osp
+import sys
 
 import torch
 from mmengine.runner import CheckpointLoader
 
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/: mmlit_tools
+
 import mmlit  # noqa: F401  (safe loading of mmengine checkpoints)
 from mmlit.models.utils import convert_checkpoint, unwrap_state_dict
-from mmlit.utils.launch import run_tool
+from mmlit_tools.launch import run_tool
 
 
 def parse_args():
@@ -35,7 +38,7 @@ def parse_args():
 
 def check_strict_load(config: str, state_dict: dict) -> None:
     """Load ``state_dict`` strictly into the model ``config`` builds; exit with what differs if not."""
-    from mmlit.utils.analysis import build_target
+    from mmlit_tools.analysis import build_target
     model = build_target(config)
     if not any(k.startswith('backbone.') for k in model.state_dict()):
         state_dict = {k[len('backbone.'):]: v for k, v in state_dict.items()}

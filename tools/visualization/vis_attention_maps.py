@@ -10,12 +10,16 @@ over the image. For LITv2's HiLo attention the Hi-Fi heads come first (attention
 window), then the Lo-Fi heads (attention to the pooled windows, each spread over its window).
 """
 import os.path as osp
+import sys
 
 import mmcv
 
-from mmlit.utils.launch import run_tool
-from mmlit.visualization import collect_attention_maps, draw_attention_grid, load_backbone, load_image
-from mmlit.visualization.inputs import parse_pixel, tool_parser
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/: mmlit_tools
+
+from mmlit.visualization import collect_attention_maps, draw_attention_grid
+from mmlit_tools.analysis import load_backbone
+from mmlit_tools.inputs import load_image, parse_pixel, tool_parser
+from mmlit_tools.launch import run_tool
 
 
 def parse_args():

@@ -9,12 +9,16 @@ output token covering it and dots on the image locations that token merges, foll
 below it (4, 16, 64 locations).
 """
 import os.path as osp
+import sys
 
 import mmcv
 
-from mmlit.utils.launch import run_tool
-from mmlit.visualization import collect_dtm_offsets, draw_sampling_locations, load_backbone, load_image
-from mmlit.visualization.inputs import parse_pixel, tool_parser
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/: mmlit_tools
+
+from mmlit.visualization import collect_dtm_offsets, draw_sampling_locations
+from mmlit_tools.analysis import load_backbone
+from mmlit_tools.inputs import load_image, parse_pixel, tool_parser
+from mmlit_tools.launch import run_tool
 
 
 def parse_args():

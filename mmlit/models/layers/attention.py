@@ -1,7 +1,8 @@
 """Global multi-head self-attention of LIT's attention stages, with an optional relative position bias.
 
 The forward is the plain formula; :class:`~mmlit.models.fast_path.FastGlobalMultiheadAttention`
-computes the same faster. Attention maps for figures come from :mod:`.plain_attention`.
+computes the same faster. Attention maps for figures come from
+:mod:`mmlit.visualization.attention_weights`.
 """
 from typing import Optional, Sequence, Tuple
 

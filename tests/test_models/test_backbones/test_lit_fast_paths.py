@@ -146,7 +146,7 @@ def test_bf16_autocast_on_cpu(arch):
 def test_onnx_export_matches_eager(arch, tmp_path):
     """Through torch's dynamo exporter where it exists, else (torch < 2.5) its TorchScript exporter."""
     from mmlit.utils.compat import onnx_has_dynamo_exporter
-    from mmlit.utils.deploy import export_onnx, onnx_max_error
+    from mmlit_tools.deploy import export_onnx, onnx_max_error
     pytest.importorskip('onnxruntime')
     if onnx_has_dynamo_exporter():
         pytest.importorskip('onnxscript')
@@ -160,6 +160,6 @@ def test_onnx_export_matches_eager(arch, tmp_path):
 
 
 def test_onnx_refuses_opsets_without_grid_sample(tmp_path):
-    from mmlit.utils.deploy import export_onnx
+    from mmlit_tools.deploy import export_onnx
     with pytest.raises(ValueError, match='GridSample'):
         export_onnx(randomised_lit('ti'), torch.randn(1, 3, 64, 64), str(tmp_path / 'x.onnx'), opset=13)

@@ -6,8 +6,8 @@ from mmlit.models.fast_path import attention as fast_attention_module
 from mmlit.models.fast_path import rel_pos_bias_from_table, set_fast_path
 from mmlit.models.fast_path.rel_pos_bias import rel_pos_bias_row_windows, rel_pos_bias_rows_view
 from mmlit.models.layers import GlobalMultiheadAttention
-from mmlit.models.layers.plain_attention import reference_attention
 from mmlit.utils.compat import cpu_flash_takes_mask
+from mmlit.visualization.attention_weights import reference_attention
 
 
 def make_attention(rel_pos=True, heads=3, dims=24):

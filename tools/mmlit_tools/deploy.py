@@ -5,7 +5,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .compat import onnx_has_dynamo_exporter
+from mmlit.utils.compat import onnx_has_dynamo_exporter
 
 # GridSample (the DTM's sampling) needs opset 16; the dynamo exporter of torch >= 2.6 starts at 18,
 # the TorchScript exporter of older torch goes up to 17

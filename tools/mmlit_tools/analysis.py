@@ -102,8 +102,7 @@ def load_backbone(target: str, checkpoint: Optional[str] = None) -> nn.Module:
     from mmengine.runner import CheckpointLoader
 
     from mmlit.models.utils import guess_arch, lit_to_mmlit
-
-    from .safe_checkpoint import CheckpointError
+    from mmlit.utils.safe_checkpoint import CheckpointError
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel(logging.WARNING)  # no per-parameter initialisation report

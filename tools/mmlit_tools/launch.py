@@ -9,7 +9,7 @@ import torch
 from mmengine.config import Config
 from mmengine.dist import init_dist, is_distributed
 
-from .safe_checkpoint import CheckpointError, check_checkpoint
+from mmlit.utils.safe_checkpoint import CheckpointError, check_checkpoint
 
 TOY_CONFIG = 'configs/toy/mask_rcnn_lit_ti_fpn_toy_shapes.py'
 

@@ -9,8 +9,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from .attention import GlobalMultiheadAttention
-from .hilo_attention import HiLoAttention
+from mmlit.models.layers import GlobalMultiheadAttention, HiLoAttention
 
 
 def attention_weights(attn: GlobalMultiheadAttention,

@@ -15,7 +15,7 @@ the imported file:
   ``mmdet.utils.get_root_logger``): the backbones are built without ``pretrained``, so the checkpoint
   loaders are never called (they raise if they are).
 
-    from mmlit.utils.official import build_official
+    from mmlit_tools.official import build_official
     official = build_official('~/src/LITv2', 'litv2-s', weights_from=mmlit_backbone)
 """
 import builtins

@@ -36,7 +36,7 @@ def flop_analyzer(module: nn.Module, inputs: torch.Tensor) -> FlopAnalyzer:
 
 def analyse_target(target: str, shape, cfg_options=None) -> Tuple[FlopAnalyzer, nn.Module]:
     """The ``FlopAnalyzer`` of one image's inference pass through a target of
-    :func:`mmlit.utils.analysis.build_target` (an arch, or a config's whole model without
+    :func:`mmlit_tools.analysis.build_target` (an arch, or a config's whole model without
     post-processing), and the model."""
     from .analysis import TensorForward, build_target, dummy_batch
     model = build_target(target, cfg_options).eval()
