@@ -1,12 +1,13 @@
-"""The LIT family's backbones (:class:`LIT`, :class:`LITv2`), their stage (:class:`LITStage`), and the
-one resolver of arch names (:func:`resolve_arch`)."""
+"""The LIT family's backbones (:class:`LIT`, :class:`LITv2`, siblings over :class:`LITBase`), their stage
+(:class:`LITStage`), and the one resolver of arch names (:func:`resolve_arch`)."""
 from typing import Tuple
 
 from .lit import LIT
+from .lit_base import LITBase
 from .lit_stage import LITStage
 from .litv2 import LITv2
 
-__all__ = ['LIT', 'LITv2', 'LITStage', 'resolve_arch']
+__all__ = ['LIT', 'LITv2', 'LITBase', 'LITStage', 'resolve_arch']
 
 
 def resolve_arch(name: str) -> Tuple[type, str]:

@@ -3,17 +3,17 @@ from typing import Dict, Optional, Sequence, Union
 
 from mmlit.registry import MODELS
 
-from .lit import LIT
+from .lit_base import LITBase
 
 
 @MODELS.register_module()
-class LITv2(LIT):
+class LITv2(LITBase):
     """LITv2: LIT's MLP-only early stages and deformable token merging, HiLo attention in stages 3-4,
     and a depthwise 3x3 conv in every MLP in place of position embeddings.
 
-    Everything but the stages' blocks is :class:`LIT`'s (patch embedding, DTM, stages, output norms,
-    freezing, the output modes and the loading of official checkpoints, converted on the fly), and so are
-    the arguments; see there.
+    A sibling of :class:`LIT` over their shared :class:`LITBase` (patch embedding, DTM, stages, output
+    norms, freezing, the output modes and the loading of official checkpoints, converted on the fly); the
+    arguments are LIT's (see there) less ``out_type='cls_token'``.
 
     Args:
         arch (str | dict): ``'s'``, ``'m'``, ``'b'`` (or ``'small'``, ``'medium'``, ``'base'``), or a dict
@@ -28,8 +28,24 @@ class LITv2(LIT):
 
     # What varies between the archs; the rest is :attr:`arch_defaults`.
     arch_zoo: Dict[str, dict] = {
-        name: {k: v for k, v in settings.items() if k in LIT.arch_required}
-        for name, settings in LIT.arch_zoo.items() if name in ('s', 'small', 'm', 'medium', 'b', 'base')
+        **dict.fromkeys(['s', 'small'], {
+            'embed_dims': [96, 192, 384, 768],
+            'depths': [2, 2, 6, 2],
+            'num_heads': [3, 6, 12, 24],
+            'mlp_ratios': [4, 4, 4, 4],
+        }),
+        **dict.fromkeys(['m', 'medium'], {
+            'embed_dims': [96, 192, 384, 768],
+            'depths': [2, 2, 18, 2],
+            'num_heads': [3, 6, 12, 24],
+            'mlp_ratios': [4, 4, 4, 4],
+        }),
+        **dict.fromkeys(['b', 'base'], {
+            'embed_dims': [128, 256, 512, 1024],
+            'depths': [2, 2, 18, 2],
+            'num_heads': [4, 8, 16, 32],
+            'mlp_ratios': [4, 4, 4, 4],
+        }),
     }
     # The LITv2 design, which an arch may change. msa_stages: the stages with HiLo attention (the others are
     # MLP-only); alpha: the fraction of Lo-Fi heads; local_ws: the HiLo window per stage; norm_eps: the
@@ -57,9 +73,12 @@ class LITv2(LIT):
         for i in settings['msa_stages']:
             if settings['local_ws'][i] < 1:
                 raise ValueError(f'local_ws[{i}] must be >= 1 in an attention stage, got {settings["local_ws"]}')
-        if kwargs.get('out_type') == 'cls_token':
-            raise ValueError("LITv2 has no class token; its classifiers use out_type='avg_featmap'")
         super().__init__(arch=settings, **kwargs)
+
+    def _check_out_type(self, out_type: str) -> None:
+        """No class token in LITv2."""
+        if out_type == 'cls_token':
+            raise ValueError("LITv2 has no class token; its classifiers use out_type='avg_featmap'")
 
     def _stage_options(self, i: int) -> dict:
         """LITv2's stages: HiLo attention in the attention stages, depthwise convs in every MLP."""
