@@ -57,10 +57,11 @@ class _BilinearSample(torch.autograd.Function):
         rows, ly, lx, inside = _corners(ys, xs, H, W)
         ly, lx = ly.to(x.dtype), lx.to(x.dtype)
         padded = _padded_rows(x)
-        v00, v01 = padded.index_select(0, rows), padded.index_select(0, rows + 1)
-        v10, v11 = padded.index_select(0, rows + (W + 2)), padded.index_select(0, rows + (W + 3))
-        top, bottom = torch.lerp(v00, v01, lx), torch.lerp(v10, v11, lx)
-        out = torch.lerp(top, bottom, ly).mul_(inside)
+        # in place, one neighbour at a time: at most three (B * Hs * Ws, C) buffers alive
+        out = padded.index_select(0, rows).lerp_(padded.index_select(0, rows + 1), lx)
+        bottom = padded.index_select(0, rows + (W + 2)).lerp_(padded.index_select(0, rows + (W + 3)), lx)
+        out.lerp_(bottom, ly).mul_(inside)
+        del bottom
         ctx.save_for_backward(x, ys, xs)
         # (B * Hs * Ws, C) -> (B, C, Hs, Ws) in channels-last memory
         return out.view(B, *ys.shape[1:], C).permute(0, 3, 1, 2)
