@@ -9,6 +9,7 @@ import functools
 import inspect
 
 import torch
+from torch.nn.modules import module as _nn_module
 
 _compiler = getattr(torch, 'compiler', None)
 if hasattr(_compiler, 'is_compiling'):  # torch >= 2.3
@@ -69,9 +70,8 @@ def global_forward_hooks_registered() -> bool:
     """Whether any global module forward (pre-)hook is registered (``nn.modules.module.register_module_
     forward_hook``): then a fused computation, which calls no module, must give way to the modules. Reads
     torch's private registries; True (the safe answer) if they are gone."""
-    from torch.nn.modules import module
-    hooks = getattr(module, '_global_forward_hooks', None)
-    pre_hooks = getattr(module, '_global_forward_pre_hooks', None)
+    hooks = getattr(_nn_module, '_global_forward_hooks', None)
+    pre_hooks = getattr(_nn_module, '_global_forward_pre_hooks', None)
     if hooks is None or pre_hooks is None:
         return True
     return bool(hooks or pre_hooks)
