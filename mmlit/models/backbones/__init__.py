@@ -2,10 +2,7 @@
 (:class:`LITStage`), and the one resolver of arch names (:func:`resolve_arch`)."""
 from typing import Tuple
 
-from .lit import LIT
-from .lit_base import LITBase
-from .lit_stage import LITStage
-from .litv2 import LITv2
+from .lit import LIT, LITBase, LITStage, LITv2
 
 __all__ = ['LIT', 'LITv2', 'LITBase', 'LITStage', 'resolve_arch']
 

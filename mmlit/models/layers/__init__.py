@@ -1,13 +1,10 @@
-"""The layers of the LIT family: global multi-head self-attention (LIT), HiLo attention and the MLP with a
-depthwise conv (LITv2), MLP-only and self-attention blocks, deformable token merging (DTM) and absolute
-position embedding. These are the plain formulas; :mod:`mmlit.models.fast_path` swaps in faster
-subclasses of some of them."""
-from .attention import GlobalMultiheadAttention
-from .blocks import MLPBlock, MSABlock
-from .deformable_token_merging import DeformableTokenMerging
-from .hilo_attention import HiLoAttention
-from .mlp import Mlp
-from .position_embedding import AbsolutePositionEmbedding
+"""The layers of the LIT family, the plain formulas: attention (LIT's global multi-head self-attention,
+LITv2's HiLo attention), blocks (the MLP, with LITv2's depthwise conv; MLP-only and self-attention
+blocks), and embedding (deformable token merging, absolute position embedding). :mod:`mmlit.models.fast_path`
+swaps in faster subclasses of some of them."""
+from .attention import GlobalMultiheadAttention, HiLoAttention
+from .blocks import Mlp, MLPBlock, MSABlock
+from .embedding import AbsolutePositionEmbedding, DeformableTokenMerging
 
 __all__ = [
     'GlobalMultiheadAttention', 'HiLoAttention', 'Mlp', 'MLPBlock', 'MSABlock', 'DeformableTokenMerging',

@@ -39,13 +39,13 @@ def test_large_scores_take_the_flash_kernel(monkeypatch):
 def test_hilo_fast_path_switch(monkeypatch):
     """HiLo with the fast path gives the plain (SDPA) output, with padding, and gradients; its few keys take
     the matmuls, and the plain path calls SDPA for both branches."""
-    from mmlit.models.layers import hilo_attention
+    from mmlit.models.layers import attention as layer_attention
     torch.manual_seed(0)
     attn = set_fast_path(HiLoAttention(64, 4, window_size=2, alpha=0.5), True)
     x = torch.randn(2, 7 * 9, 64, requires_grad=True)
     plain_sdpa = []
     real_sdpa = F.scaled_dot_product_attention
-    monkeypatch.setattr(hilo_attention.F, 'scaled_dot_product_attention',
+    monkeypatch.setattr(layer_attention.F, 'scaled_dot_product_attention',
                         lambda *a, **k: plain_sdpa.append(a[0].shape) or real_sdpa(*a, **k))
     fast_sdpa = calls_to_sdpa(monkeypatch)
     fast = attn(x, (7, 9))
