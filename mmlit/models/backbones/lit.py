@@ -29,6 +29,28 @@ from ..fast_path import set_fast_path
 from ..layers import AbsolutePositionEmbedding, DeformableTokenMerging, MLPBlock, MSABlock
 from ..utils.ckpt_convert import check_fits, lit_to_mmlit
 
+# The widths, depths, heads and MLP ratios of LIT-S/M/B, which LITv2-S/M/B share.
+SMB_ARCHS: Dict[str, dict] = {
+    **dict.fromkeys(['s', 'small'], {
+        'embed_dims': [96, 192, 384, 768],
+        'depths': [2, 2, 6, 2],
+        'num_heads': [3, 6, 12, 24],
+        'mlp_ratios': [4, 4, 4, 4],
+    }),
+    **dict.fromkeys(['m', 'medium'], {
+        'embed_dims': [96, 192, 384, 768],
+        'depths': [2, 2, 18, 2],
+        'num_heads': [3, 6, 12, 24],
+        'mlp_ratios': [4, 4, 4, 4],
+    }),
+    **dict.fromkeys(['b', 'base'], {
+        'embed_dims': [128, 256, 512, 1024],
+        'depths': [2, 2, 18, 2],
+        'num_heads': [4, 8, 16, 32],
+        'mlp_ratios': [4, 4, 4, 4],
+    }),
+}
+
 
 class LITStage(BaseModule):
     """One stage of LIT: optional deformable token merging from the previous stage, optional absolute
@@ -552,24 +574,7 @@ class LIT(LITBase):
             'norm_eps': 1e-6,
             'out_norm_indices': (),
         }),
-        **dict.fromkeys(['s', 'small'], {
-            'embed_dims': [96, 192, 384, 768],
-            'depths': [2, 2, 6, 2],
-            'num_heads': [3, 6, 12, 24],
-            'mlp_ratios': [4, 4, 4, 4],
-        }),
-        **dict.fromkeys(['m', 'medium'], {
-            'embed_dims': [96, 192, 384, 768],
-            'depths': [2, 2, 18, 2],
-            'num_heads': [3, 6, 12, 24],
-            'mlp_ratios': [4, 4, 4, 4],
-        }),
-        **dict.fromkeys(['b', 'base'], {
-            'embed_dims': [128, 256, 512, 1024],
-            'depths': [2, 2, 18, 2],
-            'num_heads': [4, 8, 16, 32],
-            'mlp_ratios': [4, 4, 4, 4],
-        }),
+        **SMB_ARCHS,
     }
     # The LIT-S/M/B design, which an arch may change. msa_stages: the stages with self-attention (the others
     # are MLP-only); abs_pos_embed: PVT-like absolute position embeddings (LIT-Ti); rel_pos_bias: Swin-like
@@ -631,24 +636,7 @@ class LITv2(LITBase):
 
     # What varies between the archs; the rest is :attr:`arch_defaults`.
     arch_zoo: Dict[str, dict] = {
-        **dict.fromkeys(['s', 'small'], {
-            'embed_dims': [96, 192, 384, 768],
-            'depths': [2, 2, 6, 2],
-            'num_heads': [3, 6, 12, 24],
-            'mlp_ratios': [4, 4, 4, 4],
-        }),
-        **dict.fromkeys(['m', 'medium'], {
-            'embed_dims': [96, 192, 384, 768],
-            'depths': [2, 2, 18, 2],
-            'num_heads': [3, 6, 12, 24],
-            'mlp_ratios': [4, 4, 4, 4],
-        }),
-        **dict.fromkeys(['b', 'base'], {
-            'embed_dims': [128, 256, 512, 1024],
-            'depths': [2, 2, 18, 2],
-            'num_heads': [4, 8, 16, 32],
-            'mlp_ratios': [4, 4, 4, 4],
-        }),
+        **SMB_ARCHS,
     }
     # The LITv2 design, which an arch may change. msa_stages: the stages with HiLo attention (the others are
     # MLP-only); alpha: the fraction of Lo-Fi heads; local_ws: the HiLo window per stage; norm_eps: the
