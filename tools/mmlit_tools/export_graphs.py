@@ -107,7 +107,9 @@ def _dense_predictions(head, cls_scores: Sequence[torch.Tensor], bbox_preds: Seq
 
 def _roi_features(extractor, feats: Sequence[torch.Tensor], boxes: torch.Tensor) -> torch.Tensor:
     """mmdet's ``SingleRoIExtractor`` for the boxes of image 0: each box pooled from the level its scale
-    maps to (``map_roi_levels``), with the RoIAlign of the config (torchvision's, the same formula)."""
+    maps to (``map_roi_levels``), with the RoIAlign of the config (torchvision's, the same formula). Every
+    level pools every box and a select keeps the right one: fixed shapes for the graph, at the cost of
+    pooling num_levels times (small beside the backbone)."""
     layer = extractor.roi_layers[0]
     if getattr(layer, 'pool_mode', 'avg') != 'avg':
         raise NotImplementedError(f'RoIAlign with pool_mode={layer.pool_mode!r} has no ONNX form here')
@@ -238,14 +240,14 @@ def graph_for(model: nn.Module) -> nn.Module:
         NotImplementedError: A model type with no graph here, naming those there are.
     """
     name = type(model).__name__
-    heads = [getattr(model, key, None) for key in ('bbox_head', 'rpn_head', 'roi_head')]
-    if hasattr(model, 'head') and hasattr(model, 'extract_feat') and name == 'ImageClassifier':
+    if name == 'ImageClassifier':
         return ClassifierGraph(model)
     if name == 'EncoderDecoder':
         return SegmentorGraph(model)
-    if heads[0] is not None and hasattr(heads[0], 'prior_generator') and hasattr(heads[0], 'anchor_generator'):
+    from mmdet.models.dense_heads import AnchorHead
+    if isinstance(getattr(model, 'bbox_head', None), AnchorHead):
         return DenseDetectorGraph(model)
-    if heads[1] is not None and type(heads[2]).__name__ == 'StandardRoIHead':
+    if hasattr(model, 'rpn_head') and type(getattr(model, 'roi_head', None)).__name__ == 'StandardRoIHead':
         return TwoStageDetectorGraph(model)
     raise NotImplementedError(
         f'No ONNX graph for a {name}: the export covers mmpretrain ImageClassifier, mmseg EncoderDecoder, '
