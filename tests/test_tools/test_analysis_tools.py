@@ -188,3 +188,47 @@ def test_benchmark_tool_on_cuda(tmp_path):
     models = [r for r in results['results'] if 'target' in r]
     assert [r['target'] for r in models] == ['ti', 's']
     assert all(r['median'] > 0 and r['cuda_peak'] > 0 for r in models)
+
+
+@pytest.mark.slow
+def test_benchmark_backends(tmp_path):
+    """--backends: one export, every runtime timed, outputs compared with PyTorch float32 as printed."""
+    pytest.importorskip('onnxruntime')
+    pytest.importorskip('openvino')
+    from mmlit.utils.compat import onnx_has_dynamo_exporter
+    if not onnx_has_dynamo_exporter():
+        pytest.skip('whole-model export needs torch >= 2.5')
+    out_json = str(tmp_path / 'bench.json')
+    out = run_tool('tools/analysis_tools/benchmark.py', 'ti', 'configs/toy/retinanet_lit_ti_fpn_toy_shapes.py',
+                   '--batch', '1', '--shape', '64', '96', '--warmup', '1', '--repeat', '2', '--threads', '2',
+                   '--backends', 'torch-bf16', 'onnxruntime', 'openvino', 'openvino-bf16', '--json', out_json)
+    assert 'bf16 matmul peak' in out
+    with open(out_json) as f:
+        rows = json.load(f)['results']
+    names = ['torch', 'torch-bf16', 'onnxruntime', 'openvino', 'openvino-bf16']
+    assert [(r['target'], r['backend']) for r in rows] == [
+        (t, b) for t in ('ti', 'configs/toy/retinanet_lit_ti_fpn_toy_shapes.py') for b in names]
+    for r in rows:
+        assert f"{r['backend']:14s} median {r['median'] * 1e3:8.1f} ms" in out
+        if r['backend'] == 'torch':
+            assert 'speedup' not in r and r['gemm_bound_s'] > 0
+            reference = r
+            continue
+        assert r['speedup'] == pytest.approx(reference['median'] / r['median'])
+        dev = r['vs_fp32']
+        fp32 = not r['backend'].endswith('bf16')
+        if r['target'] == 'ti':  # the backbone's four feature maps, same shapes everywhere
+            assert dev['max_abs'] > 0
+            assert dev['max_abs_diff'] < (1e-3 if fp32 else 0.1) * dev['max_abs'], r
+        else:  # detections matched with the same code as --verify; float32 runtimes find them all
+            assert dev['detections'] > 0
+            if fp32:
+                assert dev['matched'] == 1 and dev['box'] < 1e-2 and dev['score'] < 1e-4, r
+    # the attention kernels' share of the matmul peak of their dtype
+    assert 'of the bf16 matmul peak' in out and 'of the fp32 matmul peak' in out
+
+
+def test_benchmark_backends_refuse_what_they_do_not_time():
+    proc = subprocess.run([sys.executable, 'tools/analysis_tools/benchmark.py', 'ti', '--backends', 'onnxruntime',
+                           '--train'], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode != 0 and 'leave out --train' in proc.stderr

@@ -5,6 +5,8 @@
     python tools/analysis_tools/benchmark.py ti --dtype bf16 --compile
     python tools/analysis_tools/benchmark.py configs/retinanet_lit_ti_fpn_1x_coco.py --shape 800 1216
     python tools/analysis_tools/benchmark.py --ops      # DTM vs mmcv deform conv, SDPA vs plain attention
+    python tools/analysis_tools/benchmark.py s configs/mask_rcnn_lit_s_fpn_1x_coco.py --batch 1 --shape 800 1216 \
+        --backends torch-bf16 onnxruntime openvino openvino-bf16
     python tools/analysis_tools/benchmark.py s litv2-s --shape 800 1216 --batch 1 \
         --official ~/src/LIT ~/src/LITv2 --peers swin-t pvt-s r50
 
@@ -24,6 +26,12 @@ convolutions, attention kernels; forward and backward) replayed alone, and the f
 that is (:mod:`mmlit_tools.gemm_replay`). ``--train`` times a training step (forward, backward) in train mode;
 otherwise inference in eval mode without gradients.
 
+``--backends`` times CPU inference of each target in several runtimes side by side (:mod:`mmlit_tools.runtimes`):
+PyTorch float32 (always, the reference), PyTorch bfloat16, and one static ONNX export of it in onnxruntime
+and OpenVINO (float32, bfloat16); an arch is its backbone, a config its export graph (image in, detections
+out). Each line gives the speedup over PyTorch float32 and the outputs' deviation from it; PyTorch's lines
+add the GEMM bound and what its attention kernels reach against the matmul peak of their dtype.
+
 Page faults are memory that the C allocator gave back to the OS after one run and asked for again in
 the next; on CPU each costs about 2 us, and their number varies from process to process with the heap
 layout. The README (Speed) shows how to keep that memory with glibc's tunables.
@@ -40,11 +48,12 @@ import sys
 import tempfile
 import time
 from contextlib import nullcontext
+from typing import List
 
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/: mmlit_tools
-
+from mmlit_tools.runtimes import BACKENDS  # noqa: E402
 
 DTYPES = dict(fp32=None, bf16=torch.bfloat16, fp16=torch.float16)
 
@@ -78,8 +87,14 @@ def parse_args(argv=None):
     parser.add_argument('--ops-hilo', type=int, nargs=3, default=[8, 14, 14], metavar=('B', 'H', 'W'),
                         help="HiLo input for --ops with an official LITv2 checkout, LITv2-S stage 3's attention "
                         '(default: 8 14 14, a batch of 8 at 224)')
+    parser.add_argument('--backends', nargs='+', default=[], choices=list(BACKENDS), metavar='BACKEND',
+                        help='time inference of each target in these runtimes, side by side: '
+                        f"{', '.join(BACKENDS)} (the backbone of an arch, a config's ONNX export graph; "
+                        'outputs compared with PyTorch float32, which always runs)')
     parser.add_argument('--json', help='also write the results to this file')
     parser.add_argument('--child', help=argparse.SUPPRESS)
+    parser.add_argument('--backend', help=argparse.SUPPRESS)
+    parser.add_argument('--onnx', help=argparse.SUPPRESS)
     parser.add_argument('--save-outputs', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.shape = args.shape * 2 if len(args.shape) == 1 else args.shape
@@ -87,6 +102,9 @@ def parse_args(argv=None):
         parser.error(f'--shape takes one or two sizes, got {args.shape}')
     if not args.targets and not args.peers and not args.ops and not args.child:
         parser.error('name at least one target (arch or config), --peers, or --ops')
+    if args.backends and (args.train or args.dtype != 'fp32' or args.compile or args.device != 'cpu'):
+        parser.error('--backends times CPU inference in each runtime (bf16 is a backend: torch-bf16, '
+                     'openvino-bf16): leave out --train, --dtype, --compile and --device')
     return args
 
 
@@ -121,9 +139,9 @@ def time_interleaved(fns, warmup: int, repeat: int, device: str):
     return times
 
 
-def matmul_peak(device: str, n: int = 2048, repeat: int = 10) -> float:
-    """This machine's fp32 matmul FLOP/s (best of ``repeat``)."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+def matmul_peak(device: str, n: int = 2048, repeat: int = 10, dtype: torch.dtype = torch.float32) -> float:
+    """This machine's matmul FLOP/s in ``dtype`` (best of ``repeat``)."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     times = time_fn(lambda: torch.mm(a, b), 2, repeat, device)
     return 2 * n**3 / min(times)
 
@@ -244,6 +262,24 @@ def measure_model(args) -> dict:
     return result
 
 
+def measure_backend_child(args) -> dict:
+    """``--backends``, in the child: one backend on the graph and inputs that the parent prepared."""
+    from mmlit_tools.gemm_replay import record_gemms, replay_gemms
+    from mmlit_tools.runtimes import attention_flops, measure_backend
+    reset = reset_peak_rss()
+    rss_before = peak_rss_bytes()
+    res = measure_backend(lambda: build_model(args.child, args.official), args.backend, args.onnx,
+                          args.threads, args.warmup, args.repeat, lambda fn, w, r: time_fn(fn, w, r, 'cpu'),
+                          record_gemms=record_gemms)
+    result = dict(target=args.child, backend=args.backend, times=res['times'], rss_before=rss_before,
+                  rss_peak=peak_rss_bytes(), rss_reset=reset)
+    torch.save(res['outputs'], args.save_outputs)
+    if res['calls'] is not None:
+        result['gemms'] = replay_gemms(res['calls'], repeat=min(args.repeat, 5))
+        result['attention_flops'] = attention_flops(res['calls'])
+    return result
+
+
 def _tensors(out) -> list:
     """All tensors of a model's output, in order."""
     if torch.is_tensor(out):
@@ -252,7 +288,7 @@ def _tensors(out) -> list:
     return [t for item in items for t in _tensors(item)]
 
 
-def run_child(args, target: str, save_outputs: str = None) -> dict:
+def run_child(args, target: str, save_outputs: str = None, backend: str = None, onnx: str = None) -> dict:
     argv = [sys.executable, os.path.abspath(__file__), '--child', target, '--batch', str(args.batch),
             '--shape', *map(str, args.shape), '--dtype', args.dtype, '--warmup', str(args.warmup),
             '--repeat', str(args.repeat), '--device', args.device]
@@ -266,6 +302,8 @@ def run_child(args, target: str, save_outputs: str = None) -> dict:
         argv += ['--official', *args.official]
     if save_outputs:
         argv += ['--save-outputs', save_outputs]
+    if backend:
+        argv += ['--backend', backend, '--onnx', onnx]
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith('{')]
     if proc.returncode or not lines:
@@ -351,6 +389,56 @@ def compare(ours: dict, official: dict, ours_out: str = None, official_out: str 
         line += f'; outputs: max |mmlit - official| = {diff:.2g} (largest |output| {scale:.3g})'
         ours['max_abs_diff_vs_official'] = diff
     print(line, flush=True)
+
+
+def measure_backends(args, target: str, peak: float, bf16_peak: float) -> List[dict]:
+    """``--backends``: ``target``'s inference in each runtime, each in its own process, on one ONNX file
+    and one set of weights and inputs; printed with the speedups over PyTorch float32 and the deviations
+    of the outputs from it."""
+    from mmlit_tools.analysis import is_config
+    from mmlit_tools.gemm_replay import describe_bound
+    from mmlit_tools.runtimes import REFERENCE, describe_deviation, deviation, prepare_backends
+    backends = [REFERENCE] + [b for b in args.backends if b != REFERENCE]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        print(f'{target} | inference | batch {args.batch} x 3 x {args.shape[0]} x {args.shape[1]} | '
+              f"backends: {', '.join(backends)} (exporting to ONNX first)", flush=True)
+        onnx, detector = prepare_backends(lambda: build_model(target, args.official), args.batch, args.shape, tmp)
+        # a whole model's count is its predict()'s, not the export graph's: only a backbone's is printed
+        macs = None if is_config(target) else model_flops(target, args.shape) * args.batch
+        outputs = {}
+        for backend in backends:
+            save = osp.join(tmp, f'{backend}.pt')
+            res = run_child(args, target, save, backend=backend, onnx=onnx)
+            outputs[backend] = torch.load(save)
+            stats = summarise(res['times'])
+            row = dict(target=target, backend=backend, batch=args.batch, shape=args.shape, **stats,
+                       throughput=args.batch / stats['median'], rss_peak=res['rss_peak'])
+            line = (f"  {backend:14s} median {stats['median'] * 1e3:8.1f} ms (IQR {stats['q1'] * 1e3:.1f}-"
+                    f"{stats['q3'] * 1e3:.1f}), {row['throughput']:.2f} img/s, peak RSS "
+                    f"{res['rss_peak'] / 2**30:.2f} GiB")
+            if macs is not None:
+                row['gflops_per_s'] = 2 * macs / stats['median'] / 1e9
+                line += f", {row['gflops_per_s']:.0f} GFLOP/s"
+            if backend != REFERENCE:
+                row['speedup'] = rows[0]['median'] / stats['median']
+                row['vs_fp32'] = deviation(outputs[REFERENCE], outputs[backend], detector)
+                line += f"; {row['speedup']:.2f}x PyTorch fp32; {describe_deviation(row['vs_fp32'])}"
+            print(line, flush=True)
+            if 'gemms' in res:
+                gemms = res['gemms']
+                row['gemm_bound_s'] = gemms['total']
+                print(f"    GEMM bound: {describe_bound(gemms, stats['median'], 'inference')}", flush=True)
+                attn_s = sum(t for op, t in gemms.items() if 'scaled_dot_product' in op)
+                if attn_s and res['attention_flops']:
+                    achieved = res['attention_flops'] / attn_s
+                    mode_peak = bf16_peak if backend.endswith('bf16') else peak
+                    row.update(attention_s=attn_s, attention_peak_fraction=achieved / mode_peak)
+                    print(f"    attention kernels: {attn_s * 1e3:.1f} ms, {achieved / 1e9:.0f} GFLOP/s = "
+                          f"{100 * achieved / mode_peak:.0f}% of the {'bf16' if backend.endswith('bf16') else 'fp32'}"
+                          ' matmul peak', flush=True)
+            rows.append(row)
+    return rows
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -453,7 +541,7 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.child:
-        print(json.dumps(measure_model(args)))
+        print(json.dumps(measure_backend_child(args) if args.backend else measure_model(args)))
         return
 
     peak = matmul_peak(args.device)
@@ -461,6 +549,12 @@ def main(argv=None):
     print(f'device: {args.device}  threads: {threads}  torch {torch.__version__}')
     print(f'fp32 matmul peak (2048^3, best of 10): {peak / 1e9:.1f} GFLOP/s')
     results = []
+    if args.backends:
+        bf16_peak = matmul_peak(args.device, n=4096, dtype=torch.bfloat16)
+        print(f'bf16 matmul peak (4096^3, best of 10): {bf16_peak / 1e9:.1f} GFLOP/s')
+        for target in args.targets:
+            results += measure_backends(args, target, peak, bf16_peak)
+        args.targets = []
     if args.official:
         from mmlit_tools.analysis import is_config
         from mmlit_tools.official import find_checkout
