@@ -14,10 +14,12 @@ the offsets are zero, as DTM starts) the offset gradient is thus the forward dif
 coordinates are pixel positions in at least float32, whatever the input's dtype, so bf16 inputs sample
 exactly where float32 ones do.
 
-Traced code (``torch.compile``, ``torch.jit.trace``, ONNX export) samples with ``F.grid_sample`` instead:
-the same values (to the rounding of its normalised coordinates, about 1e-6 pixel in float32), one
-standard operator for the exporters and FLOP counters. Its offset gradient at integer positions is
-either difference, as that rounding falls.
+Traced code (``torch.compile``, ``torch.jit.trace``) samples with ``F.grid_sample`` instead: the same
+values (to the rounding of its normalised coordinates, about 1e-6 pixel in float32), one standard
+operator for the compiler and FLOP counters. Its offset gradient at integer positions is either
+difference, as that rounding falls. Exported graphs (``torch.export``, ``torch.onnx.export``) gather the
+four neighbours at integer indices (``GatherElements`` in ONNX), which keeps the sampling points exact
+when a runtime computes in bfloat16.
 """
 from typing import Optional, Tuple
 
@@ -25,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from mmlit.utils.compat import is_tracing
+from mmlit.utils.compat import is_exporting, is_tracing
 
 
 def _corners(ys: torch.Tensor, xs: torch.Tensor, H: int, W: int) -> Tuple[torch.Tensor, ...]:
@@ -114,6 +116,8 @@ def deform_sample_k2s2(x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
     if offset.dim() != 4 or offset.shape[1] != 8:
         raise ValueError(f'offset must have shape (B, 8, Ho, Wo) for a 2x2 kernel with one deformable '
                          f'group, got {tuple(offset.shape)}')
+    if is_exporting():
+        return _gather_sample(x, offset)
     if is_tracing() or torch.jit.is_tracing():
         return _grid_sample(x, offset)
     Ho, Wo = offset.shape[-2:]
@@ -143,6 +147,39 @@ def _grid_sample(x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
     base = torch.stack(torch.broadcast_tensors(xs[None, :], ys[:, None]), dim=-1)
     grid = torch.addcmul(base, off.flip(-1), scale)  # (dy, dx) -> normalised (x, y)
     return F.grid_sample(x, grid.to(x.dtype), mode='bilinear', padding_mode='zeros', align_corners=False)
+
+
+def _gather_sample(x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """:func:`deform_sample_k2s2` by integer gathers, for exported graphs.
+
+    Each sample's four neighbours are read at integer pixel indices (the sample's own pixel plus the
+    floor of its offset) with weights from the offset's fractional part. A ``GridSample`` would take the
+    sampling points in normalised image coordinates, which a runtime computing in bfloat16 (OpenVINO's
+    bf16 precision hint) rounds by up to a pixel at detection sizes; here only the offsets, a few pixels
+    at most, pass through reduced precision.
+    """
+    B, C, H, W = x.shape
+    off = _offsets_by_pixel(offset)
+    Hs, Ws = off.shape[1:3]
+    floor = off.floor()
+    frac = off - floor
+    floor = floor.long()
+    rows = floor[..., 0] + torch.arange(Hs, device=x.device).view(-1, 1)  # (B, Hs, Ws)
+    cols = floor[..., 1] + torch.arange(Ws, device=x.device)
+    flat = x.reshape(B, C, H * W)
+    out = None
+    for dy in (0, 1):
+        wy = frac[..., 0] if dy else 1 - frac[..., 0]
+        y = rows + dy
+        for dx in (0, 1):
+            wx = frac[..., 1] if dx else 1 - frac[..., 1]
+            xx = cols + dx
+            inside = (y >= 0) & (y < H) & (xx >= 0) & (xx < W)  # outside the image: zeros
+            index = (y.clamp(0, H - 1) * W + xx.clamp(0, W - 1)).view(B, 1, Hs * Ws).expand(B, C, Hs * Ws)
+            weight = (wy * wx * inside.to(wy.dtype)).to(x.dtype).view(B, 1, Hs, Ws)
+            term = flat.gather(2, index).view(B, C, Hs, Ws) * weight
+            out = term if out is None else out + term
+    return out
 
 
 def deform_conv2d_k2s2(x: torch.Tensor,

@@ -146,3 +146,15 @@ def test_traced_code_samples_with_grid_sample():
     traced = torch.jit.trace(deform_sample_k2s2, (x, offset))
     assert 'aten::grid_sampler' in str(traced.graph) and 'index_select' not in str(traced.graph)
     torch.testing.assert_close(traced(x, offset), deform_sample_k2s2(x, offset), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('size', [(6, 8, 3, 4), (7, 9, 4, 5), (40, 60, 20, 30)])
+def test_exported_sampling_gathers_the_eager_values(size):
+    """The export form (integer gathers) gives the eager samples, zeros outside the image included."""
+    from mmlit.ops.deform_conv import _gather_sample
+    H, W, Ho, Wo = size
+    torch.manual_seed(3)
+    x, offset = torch.randn(2, 5, H, W), torch.randn(2, 8, Ho, Wo) * 3  # many points outside
+    torch.testing.assert_close(_gather_sample(x, offset), deform_sample_k2s2(x, offset), rtol=1e-5, atol=1e-5)
+    whole = torch.full((2, 8, Ho, Wo), 2.)  # integer offsets: exact copies of pixels
+    torch.testing.assert_close(_gather_sample(x, whole), deform_sample_k2s2(x, whole), rtol=0, atol=0)

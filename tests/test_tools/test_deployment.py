@@ -193,3 +193,24 @@ def test_static_export_and_a_failed_check(tmp_path):
                                 deploy.to_data_samples(model, graph, outputs, samples))
     assert deploy.failures(deviations)
     assert np.isfinite(list(deviations.values())).all()
+
+
+def test_openvino_bf16_keeps_the_dtm_sampling_points(tmp_path):
+    """OpenVINO's bf16 precision hint computes the exported DTM about as well as bf16 computes its
+    convolutions (the sampling points would round by a pixel at this size in normalised coordinates)."""
+    pytest.importorskip('openvino')
+    from mmlit.models.layers import DeformableTokenMerging
+    from mmlit.utils.compat import onnx_has_dynamo_exporter
+    from mmlit_tools.deploy import DEFAULT_OPSET, Runtime
+    torch.manual_seed(0)
+    dtm = DeformableTokenMerging(32, 64).eval()
+    with torch.no_grad():
+        dtm.conv_offset.weight.normal_(0, 0.05)  # offsets of about a pixel, as trained
+    x = torch.randn(1, 32, 200, 304)
+    path = str(tmp_path / 'dtm.onnx')
+    kwargs = dict(dynamo=True, external_data=False) if onnx_has_dynamo_exporter() else {}
+    torch.onnx.export(dtm, (x, ), path, input_names=['input'], opset_version=DEFAULT_OPSET, **kwargs)
+    with torch.no_grad():
+        ref = dtm(x).numpy()
+    out = Runtime(path, 'openvino', precision='bf16')([x.numpy()])[0]
+    assert np.abs(out - ref).mean() / np.abs(ref).mean() < 0.02

@@ -18,8 +18,7 @@ import torch.nn as nn
 
 from mmlit.utils.compat import onnx_has_dynamo_exporter
 
-# GridSample (the DTM's sampling) needs opset 16; the dynamo exporter of torch >= 2.6 starts at 18,
-# the TorchScript exporter of older torch goes up to 17
+# the dynamo exporter of torch >= 2.6 starts at opset 18, the TorchScript exporter of older torch goes up to 17
 DEFAULT_OPSET = 18 if onnx_has_dynamo_exporter() else 17
 
 # What --verify accepts, per task: deviations of the ONNX model's predictions from PyTorch's in float32.
@@ -33,12 +32,6 @@ TOLERANCES = dict(
 BACKENDS = ('onnxruntime', 'openvino')
 
 
-def _check_opset(opset: int) -> None:
-    if opset < 16:
-        raise ValueError(f'opset {opset} has no GridSample, which the deformable token merging needs: '
-                         'use opset 16 or newer')
-
-
 def export_onnx(model: nn.Module, inputs: torch.Tensor, path: str, opset: int = DEFAULT_OPSET) -> List[str]:
     """Export a LIT backbone ``model`` in eval mode for inputs of ``inputs``'s shape (static: the position
     embeddings and bias tables are resized for that grid). Returns the output names.
@@ -46,7 +39,6 @@ def export_onnx(model: nn.Module, inputs: torch.Tensor, path: str, opset: int = 
     Uses torch's dynamo exporter where ``torch.onnx.export`` has one, else its TorchScript exporter
     (torch < 2.5); both give the same graph semantics, checked by :func:`onnx_max_error`.
     """
-    _check_opset(opset)
     model = model.eval()
     names = [f'out{i}' for i in range(len(model.out_indices))]
     kwargs = dict(opset_version=opset, input_names=['input'], output_names=names, verbose=False)
@@ -128,7 +120,6 @@ def export_model(graph: nn.Module, example: Tuple[torch.Tensor, ...], path: str,
     classifiers and segmentors (detectors take one image); else only ``example``'s shapes. Needs torch's
     dynamo exporter (torch >= 2.5) for whole models.
     """
-    _check_opset(opset)
     if not onnx_has_dynamo_exporter():
         raise RuntimeError(f'exporting whole models needs torch >= 2.5 (its dynamo ONNX exporter); this is torch '
                            f'{torch.__version__}. On torch 2.0 / 2.1 use mmdeploy (see docs/deployment.md).')
