@@ -18,7 +18,7 @@ Traced code (``torch.compile``, ``torch.jit.trace``) samples with ``F.grid_sampl
 values (to the rounding of its normalised coordinates, about 1e-6 pixel in float32), one standard
 operator for the compiler and FLOP counters. Its offset gradient at integer positions is either
 difference, as that rounding falls. Exported graphs (``torch.export``, ``torch.onnx.export``) gather the
-four neighbours at integer indices (``GatherElements`` in ONNX), which keeps the sampling points exact
+four neighbours at integer indices (``Gather`` in ONNX), which keeps the sampling points exact
 when a runtime computes in bfloat16.
 """
 from typing import Optional, Tuple
@@ -166,7 +166,8 @@ def _gather_sample(x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
     floor = floor.long()
     rows = floor[..., 0] + torch.arange(Hs, device=x.device).view(-1, 1)  # (B, Hs, Ws)
     cols = floor[..., 1] + torch.arange(Ws, device=x.device)
-    flat = x.reshape(B, C, H * W)
+    first = (torch.arange(B, device=x.device) * (H * W)).view(B, 1, 1)  # each image's first pixel
+    pixels = x.permute(0, 2, 3, 1).reshape(B * H * W, C)  # one row of channels per pixel
     out = None
     for dy in (0, 1):
         wy = frac[..., 0] if dy else 1 - frac[..., 0]
@@ -175,11 +176,11 @@ def _gather_sample(x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
             wx = frac[..., 1] if dx else 1 - frac[..., 1]
             xx = cols + dx
             inside = (y >= 0) & (y < H) & (xx >= 0) & (xx < W)  # outside the image: zeros
-            index = (y.clamp(0, H - 1) * W + xx.clamp(0, W - 1)).view(B, 1, Hs * Ws).expand(B, C, Hs * Ws)
-            weight = (wy * wx * inside.to(wy.dtype)).to(x.dtype).view(B, 1, Hs, Ws)
-            term = flat.gather(2, index).view(B, C, Hs, Ws) * weight
+            index = first + y.clamp(0, H - 1) * W + xx.clamp(0, W - 1)
+            weight = (wy * wx * inside.to(wy.dtype)).to(x.dtype).unsqueeze(-1)
+            term = pixels.index_select(0, index.reshape(-1)).view(B, Hs, Ws, C) * weight
             out = term if out is None else out + term
-    return out
+    return out.permute(0, 3, 1, 2)
 
 
 def deform_conv2d_k2s2(x: torch.Tensor,

@@ -31,16 +31,45 @@ PAPER_PARAMS = {
 }
 
 
-def _dummy_forward(cfg, model):
+BEYOND_PAPER = osp.join('configs', 'beyond_paper')
+
+
+def _dummy_forward(cfg, model, full=False):
+    """The losses of a dummy batch; with ``full``, also their backward (every trainable parameter the
+    losses reach gets a finite gradient) and a prediction in eval mode."""
     scope = cfg.default_scope
     if scope == 'mmdet':
         from mmdet.testing import demo_mm_inputs
-        with_mask = 'mask_head' in cfg.model.get('roi_head', {})
-        packed = demo_mm_inputs(2, [[3, 96, 128], [3, 64, 96]], num_items=[2, 1], with_mask=with_mask,
-                                num_classes=3)
+        panoptic = 'panoptic_head' in cfg.model
+        with_mask = 'mask_head' in str(cfg.model.get('roi_head', {})) or panoptic
+        # DETR-like heads pick their queries among the encoder's tokens: enough of them for DINO's 900
+        shapes = [[3, 256, 320], [3, 224, 288]] if 'num_queries' in cfg.model else [[3, 96, 128], [3, 64, 96]]
+        packed = demo_mm_inputs(2, shapes, num_items=[2, 1], with_mask=with_mask,
+                                with_semantic='panoptic_fusion_head' in cfg.model and panoptic and
+                                cfg.model.panoptic_head.get('num_stuff_classes', 0) > 0, num_classes=3)
         data = model.data_preprocessor(packed, True)
         losses = model(**data, mode='loss')
+    elif scope == 'mmseg' and full:
+        from mmengine.structures import PixelData
+        from mmseg.structures import SegDataSample
+        meta = dict(img_shape=(64, 96), ori_shape=(64, 96), pad_shape=(64, 96))
+        samples = [SegDataSample(metainfo=meta, gt_sem_seg=PixelData(data=torch.randint(150, (1, 64, 96))))
+                   for _ in range(2)]
+        data = dict(inputs=torch.randn(2, 3, 64, 96), data_samples=samples)
+        losses = model(**data, mode='loss')
+    else:
+        losses = None
+    if losses is not None:
         assert all(torch.isfinite(v).all() for k, v in losses.items() if 'loss' in k and torch.is_tensor(v))
+        if full:
+            loss, _ = model.parse_losses(losses)
+            loss.backward()
+            grads = [p.grad for p in model.backbone.parameters() if p.requires_grad]
+            assert any(g is not None for g in grads) and all(torch.isfinite(g).all() for g in grads if g is not None)
+            model.eval()
+            with torch.no_grad():
+                preds = model(**data, mode='predict')
+            assert len(preds) == 2
         return
     x = torch.randn(2, 3, 64, 64)
     out = model(x, mode='tensor')
@@ -57,11 +86,17 @@ def test_config_builds_and_runs(config):
     if not config.startswith(osp.join('configs', 'toy')):
         # every real backbone starts from ImageNet weights
         assert cfg.model.backbone.get('init_cfg', {}).get('type') == 'Pretrained' or cfg.default_scope == 'mmpretrain'
+    if 'rpn_head' in cfg.model:  # R-CNNs: a few RoIs per image, not COCO's thousands (this is a CPU test)
+        cfg.merge_from_dict({'model.train_cfg.rpn_proposal.max_per_img': 64,
+                             'model.test_cfg.rpn.max_per_img': 32})
+    if cfg.model.get('data_preprocessor', {}).get('batch_augments'):  # LSJ pads every batch to 1024x1024
+        cfg.model.data_preprocessor.batch_augments = None
     registry = __import__(f'{cfg.default_scope}.registry', fromlist=['MODELS'])
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = registry.MODELS.build(cfg.model)  # no init_weights(): nothing is downloaded or read
         model.train()
-        _dummy_forward(cfg, model)
+        # the configs beyond the papers: a whole training step and a prediction
+        _dummy_forward(cfg, model, full=config.startswith(BEYOND_PAPER))
     name = osp.basename(config)
     if name in PAPER_PARAMS:
         params = sum(p.numel() for p in model.parameters()) / 1e6

@@ -91,6 +91,9 @@ def parse_args(argv=None):
                         help='time inference of each target in these runtimes, side by side: '
                         f"{', '.join(BACKENDS)} (the backbone of an arch, a config's ONNX export graph; "
                         'outputs compared with PyTorch float32, which always runs)')
+    parser.add_argument('--memory', action='store_true',
+                        help='time and peak memory only: no FLOP count and no GEMM bound (for models too large '
+                        'or too slow to trace, e.g. a Mask2Former training step at 1024x1024)')
     parser.add_argument('--json', help='also write the results to this file')
     parser.add_argument('--child', help=argparse.SUPPRESS)
     parser.add_argument('--backend', help=argparse.SUPPRESS)
@@ -252,7 +255,7 @@ def measure_model(args) -> dict:
     del out
     from mmlit_tools.gemm_replay import record_gemms, replay_gemms
     # after the memory was read; recorded eagerly (the compiled step does the same products)
-    gemms = replay_gemms(record_gemms(lambda: step(model)), repeat=min(args.repeat, 5))
+    gemms = None if args.memory else replay_gemms(record_gemms(lambda: step(model)), repeat=min(args.repeat, 5))
     result = dict(target=target, times=times, rss_before=rss_before, rss_peak=rss_peak, rss_reset=reset,
                   page_faults=faults, out_dtype=None if first is None else str(first.dtype), gemms=gemms)
     if cuda_peak is not None:
@@ -296,6 +299,8 @@ def run_child(args, target: str, save_outputs: str = None, backend: str = None, 
         argv.append('--train')
     if args.compile:
         argv.append('--compile')
+    if args.memory:
+        argv.append('--memory')
     if args.threads:
         argv += ['--threads', str(args.threads)]
     if args.official:
@@ -335,10 +340,16 @@ def measure_and_report(args, spec: str, peak: float, save_outputs: str = None, l
     from mmlit_tools.gemm_replay import describe_bound
     res = run_child(args, spec, save_outputs)
     stats = summarise(res['times'])
-    macs = model_flops(spec, args.shape) * args.batch
-    flops = 2 * macs * (3 if args.train else 1)  # backward ~ 2x forward
-    achieved = flops / stats['median']
     mode = 'train step' if args.train else 'inference'
+    if args.memory:
+        compute = '  compute: not counted (--memory)'
+    else:
+        macs = model_flops(spec, args.shape) * args.batch
+        flops = 2 * macs * (3 if args.train else 1)  # backward ~ 2x forward
+        achieved = flops / stats['median']
+        compute = (f'  compute: {macs / args.batch / 1e9:.2f} GMACs/img, achieved {achieved / 1e9:.1f} GFLOP/s = '
+                   f'{100 * achieved / peak:.0f}% of the fp32 matmul peak\n'
+                   f"  GEMM bound: {describe_bound(res['gemms'], stats['median'], mode)}")
     mem = (f"peak RSS {res['rss_peak'] / 2**30:.2f} GiB (+{(res['rss_peak'] - res['rss_before']) / 2**30:.2f}"
            f" GiB during the runs), {res['page_faults']:.0f} page faults per run")
     if 'cuda_peak' in res:
@@ -349,21 +360,20 @@ def measure_and_report(args, spec: str, peak: float, save_outputs: str = None, l
           f"{stats['q3'] * 1e3:.1f}, min {stats['min'] * 1e3:.1f}, max {stats['max'] * 1e3:.1f}; "
           f'{args.repeat} runs after {args.warmup} warm-up)\n'
           f"  throughput: {args.batch / stats['median']:.1f} img/s\n"
-          f'  memory: {mem}\n'
-          f'  compute: {macs / args.batch / 1e9:.2f} GMACs/img, achieved {achieved / 1e9:.1f} GFLOP/s = '
-          f'{100 * achieved / peak:.0f}% of the fp32 matmul peak\n'
-          f"  GEMM bound: {describe_bound(res['gemms'], stats['median'], mode)}", flush=True)
+          f'  memory: {mem}\n' + compute, flush=True)
     if 'vs_fp32' in res:
         acc = res['vs_fp32']
         print(f"  {args.dtype} against float32 (the same weights and inputs): max |diff| {acc['max_abs_diff']:.3g} "
               f"(largest |output| {acc['max_abs']:.3g}), mean |diff| / mean |output| {acc['mean_rel_diff']:.2%}",
               flush=True)
-    return dict(target=spec, mode=mode, batch=args.batch, shape=args.shape, dtype=args.dtype, compile=args.compile,
-                **stats, throughput=args.batch / stats['median'], rss_peak=res['rss_peak'],
-                rss_before=res['rss_before'], page_faults=res['page_faults'], cuda_peak=res.get('cuda_peak'),
-                out_dtype=res['out_dtype'], gflops_per_s=achieved / 1e9, peak_fraction=achieved / peak,
-                gemm_bound_s=res['gemms']['total'], gemm_bound_fraction=res['gemms']['total'] / stats['median'],
-                vs_fp32=res.get('vs_fp32'))
+    row = dict(target=spec, mode=mode, batch=args.batch, shape=args.shape, dtype=args.dtype, compile=args.compile,
+               **stats, throughput=args.batch / stats['median'], rss_peak=res['rss_peak'],
+               rss_before=res['rss_before'], page_faults=res['page_faults'], cuda_peak=res.get('cuda_peak'),
+               out_dtype=res['out_dtype'], vs_fp32=res.get('vs_fp32'))
+    if not args.memory:
+        row.update(gflops_per_s=achieved / 1e9, peak_fraction=achieved / peak, gemm_bound_s=res['gemms']['total'],
+                   gemm_bound_fraction=res['gemms']['total'] / stats['median'])
+    return row
 
 
 def compare(ours: dict, official: dict, ours_out: str = None, official_out: str = None) -> None:

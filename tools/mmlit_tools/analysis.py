@@ -173,7 +173,8 @@ def _det_sample(model, meta, gen, with_gt):
         meta (dict): Image metainfo; ``img_shape`` is (H, W).
         gen (torch.Generator): Generator of the random boxes.
         with_gt (bool): Add ``gt_instances``: 3 random boxes (x1, y1, x2, y2) inside the image, label 0,
-            and for a mask detector their filled boxes as ``BitmapMasks``.
+            and for a mask detector their filled boxes as ``BitmapMasks``; for a panoptic head with stuff
+            classes, a ``gt_sem_seg`` of random stuff labels.
 
     Returns:
         DetDataSample: The sample (on the CPU).
@@ -195,6 +196,11 @@ def _det_sample(model, meta, gen, with_gt):
                 masks[i, y0:y1, x0:x1] = 1
             gt.masks = BitmapMasks(masks.numpy(), H, W)
         sample.gt_instances = gt
+        head = getattr(model, 'panoptic_head', None)
+        if head is not None and getattr(head, 'num_stuff_classes', 0):  # panoptic: stuff labels per pixel
+            from mmengine.structures import PixelData
+            labels = torch.randint(head.num_things_classes, head.num_classes, (1, H, W), generator=gen)
+            sample.gt_sem_seg = PixelData(sem_seg=labels)
     return sample
 
 

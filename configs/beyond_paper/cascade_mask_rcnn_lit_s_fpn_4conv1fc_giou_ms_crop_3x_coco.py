@@ -1,0 +1,16 @@
+# Cascade Mask R-CNN + FPN, 4conv1fc GIoU heads, 3x multi-scale crop (mmdet's ConvNeXt-T recipe), with LIT-S: drop
+# path 0.2, gradient checkpointing, relative position tables sized for 800px (the official detection backbone).
+# No trained weights exist for this config: only the ImageNet backbone is the authors' (converted while
+# loading; replace the path).
+_base_ = ['./cascade_mask_rcnn_lit_ti_fpn_4conv1fc_giou_ms_crop_3x_coco.py']
+
+pretrained = 'pretrained/lit_s.pth'  # github.com/zhuang-group/LIT
+
+model = dict(
+    backbone=dict(
+        arch='s',
+        drop_path_rate=0.2,
+        pretrain_img_size=800,
+        with_cp=True,
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    neck=dict(in_channels=[96, 192, 384, 768]))

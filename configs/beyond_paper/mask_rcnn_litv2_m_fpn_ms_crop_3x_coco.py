@@ -1,0 +1,11 @@
+# Mask R-CNN + FPN, 3x schedule with multi-scale crop (mmdet's Swin-T recipe), with LITv2-M: the LITv2-S config
+# with drop path 0.2.
+# No trained weights exist for this config: only the ImageNet backbone is the authors' (converted while
+# loading; replace the path).
+_base_ = ['./mask_rcnn_litv2_s_fpn_ms_crop_3x_coco.py']
+
+pretrained = 'pretrained/litv2_m.pth'  # https://github.com/ziplab/LITv2/releases/download/v1.0/litv2_m.pth
+
+model = dict(
+    backbone=dict(arch='m', drop_path_rate=0.2, init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    neck=dict(in_channels=[96, 192, 384, 768]))

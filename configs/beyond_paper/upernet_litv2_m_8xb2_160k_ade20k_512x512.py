@@ -1,0 +1,11 @@
+# UperNet, ADE20K, 512x512, 160k iterations (mmseg's Swin-T recipe), with LITv2-M: the LITv2-S config with drop
+# path 0.2.
+# No trained weights exist for this config: only the ImageNet backbone is the authors' (converted while
+# loading; replace the path).
+_base_ = ['./upernet_litv2_s_8xb2_160k_ade20k_512x512.py']
+
+pretrained = 'pretrained/litv2_m.pth'  # https://github.com/ziplab/LITv2/releases/download/v1.0/litv2_m.pth
+
+model = dict(
+    backbone=dict(arch='m', drop_path_rate=0.2, init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    decode_head=dict(in_channels=[96, 192, 384, 768]), auxiliary_head=dict(in_channels=384))
