@@ -27,11 +27,20 @@ TASKS = {
                                                   'test_dataloader.dataset.indices=4',
                                                   'default_hooks.checkpoint.interval=2'], ['mIoU']),
     'classifier': ('lit_ti_toy_shapes_cls.py', EPOCH_SHORT, ['accuracy/top1']),
+    # the heads beyond the papers (configs/beyond_paper/)
+    'cascade_mask_rcnn': ('cascade_mask_rcnn_lit_ti_fpn_toy_shapes.py', EPOCH_SHORT,
+                          ['coco/bbox_mAP', 'coco/segm_mAP']),
+    'upernet': ('upernet_lit_ti_toy_shapes.py', ['val_dataloader.dataset.indices=4',
+                                                 'test_dataloader.dataset.indices=4',
+                                                 'default_hooks.checkpoint.interval=2'], ['mIoU']),
 }
 
 
+ITER_BASED = ('semantic_fpn', 'upernet')
+
+
 def _length(task, n):
-    return [f'train_cfg.max_iters={2 * n}'] if task == 'semantic_fpn' else [f'train_cfg.max_epochs={n}']
+    return [f'train_cfg.max_iters={2 * n}'] if task in ITER_BASED else [f'train_cfg.max_epochs={n}']
 
 
 # resuming, once per kind of loop and package (mmdet epochs, mmseg iterations, mmpretrain epochs); the
@@ -47,7 +56,7 @@ def test_train_resume_test(task, workspace):
     train = [sys.executable, osp.join(TOOLS, 'train.py'), config, '--work-dir', str(work_dir), '--cfg-options']
     log = run(train + short + _length(task, 1) + ['default_hooks.logger.interval=1'], workspace)
     assert re.search(r'(Epoch|Iter)\(train\)', log), 'no progress lines'
-    first = 'epoch_1.pth' if task != 'semantic_fpn' else 'iter_2.pth'
+    first = 'epoch_1.pth' if task not in ITER_BASED else 'iter_2.pth'
     assert (work_dir / first).exists()
 
     if task in RESUMED:
