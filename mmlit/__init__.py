@@ -5,19 +5,19 @@
 mmseg and mmpretrain model registries, and makes MMEngine load checkpoints without running code, on every
 supported torch (see :mod:`mmlit.utils.safe_checkpoint` and :mod:`mmlit.utils.stored_config`), takes the
 authors' checkpoints as ``official-lit+<path or URL>`` and, with mmpretrain installed, lists mmlit's
-classifiers in ``mmpretrain.list_models`` / ``get_model`` (:mod:`mmlit.utils.model_hub`).
+classifiers in ``mmpretrain.list_models`` / ``get_model`` (:mod:`mmlit.apis.model_hub`).
 """
 from .utils import register_safe_loading
-from .utils.model_hub import register_model_hub, register_official_scheme
 from .version import __version__, version_info
 
 register_safe_loading()
-register_official_scheme()
 
 from . import datasets  # noqa: E402,F401  (registers mmlit.ToyShapes)
+from .apis import register_model_hub_when_imported, register_official_scheme  # noqa: E402
 from .engine import IterationSeedHook  # noqa: E402
 from .models import LIT, LITv2  # noqa: E402
 
-register_model_hub()  # mmpretrain.get_model / list_models find mmlit's classifiers (if mmpretrain is installed)
+register_official_scheme()
+register_model_hub_when_imported()  # mmpretrain.get_model / list_models find mmlit's classifiers
 
 __all__ = ['__version__', 'version_info', 'LIT', 'LITv2', 'IterationSeedHook']

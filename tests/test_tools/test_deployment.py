@@ -82,6 +82,32 @@ def test_graph_gives_the_models_predictions(config, tmp_path):
         assert deviations.get('score', 0) <= 1e-5 and deviations.get('box', 0) <= 1e-3, deviations
 
 
+@pytest.mark.parametrize('config', [FPN, CLASSIFIER, MASK_RCNN['lit_s']], ids=['fpn', 'classifier', 'mask_rcnn_lit_s'])
+def test_dynamic_program_follows_the_input_size(config):
+    """``torch.export`` with dynamic sizes keeps no size of its example: the program runs, guards checked,
+    at another size and gives the eager graph's outputs (mmseg's ``Upsample`` computes its size with
+    ``int()``, the fast paths compare token counts: either pinned the example's sizes)."""
+    from torch.export import Dim
+
+    from mmlit_tools.export_graphs import graph_for
+    model, _ = toy_model(config)
+    graph = graph_for(model).eval()
+    dims = {2: 32 * Dim('height_blocks', min=1, max=128), 3: 32 * Dim('width_blocks', min=1, max=128)}
+    if 'Detector' in type(graph).__name__:
+        example, dynamic = (torch.randn(1, 3, 256, 320), torch.tensor([256, 320])), (dims, None)
+        other = (torch.randn(1, 3, 192, 224), torch.tensor([192, 224]))
+    else:
+        dims[0] = Dim('batch', min=1, max=64)
+        example, dynamic, other = (torch.randn(2, 3, 256, 320), ), (dims, ), (torch.randn(1, 3, 192, 224), )
+    with torch.no_grad():
+        program = torch.export.export(graph, example, dynamic_shapes=dynamic, strict=False)
+        got, expected = program.module()(*other), graph(*other)
+    got, expected = (list(t) if isinstance(t, (list, tuple)) else [t] for t in (got, expected))
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
 def test_compare_reports_what_differs(tmp_path):
     """A moved box, a dropped detection and a changed mask fail the check; an unchanged copy passes."""
     import copy

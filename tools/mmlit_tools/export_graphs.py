@@ -154,6 +154,32 @@ class ClassifierGraph(nn.Module):
         return self.model.head(self.model.extract_feat(inputs)).softmax(-1)
 
 
+def _upsample_by_shape(model: nn.Module) -> None:
+    """Make mmseg's ``Upsample`` modules of ``model`` (the FPN head's scale heads) compute their output
+    size from the input's shape, with the same results.
+
+    ``Upsample`` computes ``int(side * scale_factor)``: ``int()`` of a symbolic size fixes it to the
+    example's under ``torch.export``, so a dynamic file would upsample every image to the example's
+    feature sizes (and resize the wrong map to the right size: no error, wrong logits).
+    """
+    from mmseg.models.utils import Upsample
+
+    class ShapeUpsample(Upsample):
+        """``Upsample`` whose output size follows the input's shape under ``torch.export``."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            """``Upsample.forward``, an integer ``scale_factor`` multiplying the symbolic sizes."""
+            factor = self.scale_factor
+            if self.size or not (isinstance(factor, int) or float(factor).is_integer()):
+                return super().forward(x)
+            size = [side * int(factor) for side in x.shape[-2:]]
+            return F.interpolate(x, size, None, self.mode, self.align_corners)
+
+    for module in model.modules():
+        if type(module) is Upsample:
+            module.__class__ = ShapeUpsample
+
+
 class SegmentorGraph(nn.Module):
     """An mmseg ``EncoderDecoder`` in whole-image mode: inputs (N, 3, H, W) -> logits (N, classes, H, W),
     resized to the input as the decode head's ``predict``; cropping the padding and resizing to the
@@ -167,6 +193,7 @@ class SegmentorGraph(nn.Module):
         if mode != 'whole':
             raise ValueError(f"test_cfg.mode={mode!r}: the export runs whole-image inference; set "
                              "model.test_cfg=dict(mode='whole') (--cfg-options model.test_cfg.mode=whole)")
+        _upsample_by_shape(model)
         self.model = model
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:

@@ -78,9 +78,10 @@ def fast_attention(attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: 
     if attn.relative_position_bias_table is None:
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
     N = hw[0] * hw[1]
-    large = attn.num_heads * N * N * 4 > WHOLE_BIAS_BYTES
     wants_grad = torch.is_grad_enabled() and (q.requires_grad or attn.relative_position_bias_table.requires_grad)
-    if large and q.device.type == 'cpu' and wants_grad and not (is_tracing() or torch.jit.is_tracing()):
+    eager_cpu_training = q.device.type == 'cpu' and wants_grad and not (is_tracing() or torch.jit.is_tracing())
+    # the size test last: under torch.export it would pin N to the example's
+    if eager_cpu_training and attn.num_heads * N * N * 4 > WHOLE_BIAS_BYTES:
         # training on CPU at detection sizes: blocks of queries, keeping nothing N x N for the backward; a
         # half-precision attention gets its table (scores, statistics, the table's gradient) in float32.
         # (torch.compile and torch.jit.trace, as the FLOP counters use it, take the SDPA paths below.)

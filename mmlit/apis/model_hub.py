@@ -8,12 +8,18 @@ mmlit's layout (:func:`mmlit.models.utils.convert_checkpoint`), so ``load_from``
 ``mmpretrain.get_model(..., pretrained=...)``, ``DetInferencer(weights=...)`` and
 ``MMSegInferencer(weights=...)`` all take the authors' files as released.
 
-:func:`register_model_hub` (run by ``import mmlit`` where mmpretrain is installed) registers mmlit's
-classifiers from ``model-index.yml`` with mmpretrain's ``ModelHub``, their released weights behind that
-prefix: ``get_model('lit-ti_8xb128_in1k', pretrained=True)`` downloads and converts the authors' file.
+:func:`register_model_hub` registers mmlit's classifiers from ``model-index.yml`` with mmpretrain's
+``ModelHub``, their released weights behind that prefix: ``get_model('lit-ti_8xb128_in1k', pretrained=True)``
+downloads and converts the authors' file. ``import mmlit`` does not import mmpretrain (a detector or
+segmentor user need not pay for it): :func:`register_model_hub_when_imported` registers at once where
+``mmpretrain.apis`` is loaded, and otherwise as soon as it is.
 """
+import importlib.abc
+import importlib.util
 import os.path as osp
+import sys
 import tempfile
+import warnings
 from typing import List, Optional, Tuple
 
 import yaml
@@ -87,6 +93,44 @@ def register_model_hub() -> bool:
         path = osp.join(tmp, 'model-index.yml')
         with open(path, 'w') as f:
             yaml.safe_dump(dict(Collections=collections, Models=models), f, sort_keys=False)
-        ModelHub.register_model_index(path)  # parsed now, the configs loaded when a model is asked for
+        try:
+            ModelHub.register_model_index(path)  # parsed now, the configs loaded when a model is asked for
+        except ValueError as error:  # a name another package registered first: keep theirs, import on
+            warnings.warn(f'mmlit could not register its classifiers with mmpretrain\'s model hub ({error}); '
+                          'mmpretrain.get_model takes their config paths instead (configs/lit_*_in1k.py)')
+            return False
     _REGISTERED.append(model_index)
     return True
+
+
+_HUB_MODULE = 'mmpretrain.apis'  # where ModelHub, get_model and list_models live
+
+
+class _RegisterAfterImport(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: when ``mmpretrain.apis`` is first imported, it lets the other finders find
+    it and registers the model hub once the module has run."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        """``mmpretrain.apis``'s spec with a loader that registers after running it; None otherwise."""
+        if fullname != _HUB_MODULE:
+            return None
+        sys.meta_path.remove(self)  # once, and never for the lookup below
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, 'exec_module'):
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_and_register(module):
+            exec_module(module)
+            register_model_hub()
+
+        spec.loader.exec_module = exec_and_register
+        return spec
+
+
+def register_model_hub_when_imported() -> None:
+    """Register with mmpretrain's model hub now if ``mmpretrain.apis`` is loaded, else when it is."""
+    if _HUB_MODULE in sys.modules:
+        register_model_hub()
+    elif not any(isinstance(finder, _RegisterAfterImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _RegisterAfterImport())

@@ -2,13 +2,17 @@
 in mmpretrain's ``get_model`` and mmdet's / mmseg's inferencers (files written here in the official
 layout from random models: nothing is downloaded)."""
 import os.path as osp
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
+import yaml
 
 import mmlit  # noqa: F401  (registers the scheme and the model hub)
+from mmlit.apis import OFFICIAL_PREFIX
 from mmlit.models.utils import mmlit_to_lit
-from mmlit.utils.model_hub import OFFICIAL_PREFIX
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(ROOT, 'demo', 'demo.png')
@@ -79,3 +83,47 @@ def test_inferencers_run_configs_with_official_weights(tmp_path):
         # mmdet: a dict of lists; mmseg: the data sample itself
         sample = result['predictions'][0] if isinstance(result, dict) else result
         assert 'pred_instances' in sample or 'pred_sem_seg' in sample
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], capture_output=True, text=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize('order', ['mmlit first', 'mmpretrain first'])
+def test_the_hub_finds_mmlit_whichever_is_imported_first(order):
+    """``import mmlit`` leaves mmpretrain unloaded, and ``list_models`` finds the classifiers whether
+    mmpretrain is imported after mmlit (the import hook) or before it (registered at once)."""
+    first, second = ('mmlit', 'mmpretrain') if order == 'mmlit first' else ('mmpretrain', 'mmlit')
+    proc = _run(f"""
+        import sys
+        import {first}
+        print('mmpretrain.apis' in sys.modules)
+        import {second}
+        import mmpretrain
+        print(len(mmpretrain.list_models('*lit*_in1k')))
+    """)
+    assert proc.returncode == 0, proc.stderr
+    loaded, found = proc.stdout.split()
+    assert loaded == ('False' if order == 'mmlit first' else 'True')
+    assert int(found) == len(CLASSIFIERS)
+
+
+def test_a_name_taken_by_another_package_warns_and_mmlit_still_imports(tmp_path):
+    """Another package registered ``lit-ti_8xb128_in1k`` first: theirs stays, ``import mmlit`` warns
+    with the way out and does not fail."""
+    index = tmp_path / 'model-index.yml'
+    index.write_text(yaml.safe_dump(dict(Models=[dict(Name='lit-ti_8xb128_in1k', Config=DEMO)])))
+    proc = _run(f"""
+        import warnings
+        from mmpretrain.apis import ModelHub
+        ModelHub.register_model_index({str(index)!r})
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            import mmlit
+        print([str(w.message) for w in caught if 'model hub' in str(w.message)])
+        print(ModelHub._models_dict['lit-ti_8xb128_in1k'].config)
+    """)
+    assert proc.returncode == 0, proc.stderr
+    warned, config = proc.stdout.strip().splitlines()
+    assert 'lit-ti_8xb128_in1k' in warned and 'config paths' in warned
+    assert config == DEMO
