@@ -176,7 +176,9 @@ def _gather_sample(x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
             wx = frac[..., 1] if dx else 1 - frac[..., 1]
             xx = cols + dx
             inside = (y >= 0) & (y < H) & (xx >= 0) & (xx < W)  # outside the image: zeros
-            index = first + y.clamp(0, H - 1) * W + xx.clamp(0, W - 1)
+            # an outside point reads pixel 0 at weight 0 (a Where, not an integer Clip: ONNX has none before
+            # opset 12, and mmdeploy exports at 11)
+            index = first + torch.where(inside, y * W + xx, torch.zeros_like(y))
             weight = (wy * wx * inside.to(wy.dtype)).to(x.dtype).unsqueeze(-1)
             term = pixels.index_select(0, index.reshape(-1)).view(B, Hs, Ws, C) * weight
             out = term if out is None else out + term

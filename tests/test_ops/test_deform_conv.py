@@ -1,3 +1,6 @@
+import inspect
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -158,3 +161,30 @@ def test_exported_sampling_gathers_the_eager_values(size):
     torch.testing.assert_close(_gather_sample(x, offset), deform_sample_k2s2(x, offset), rtol=1e-5, atol=1e-5)
     whole = torch.full((2, 8, Ho, Wo), 2.)  # integer offsets: exact copies of pixels
     torch.testing.assert_close(_gather_sample(x, whole), deform_sample_k2s2(x, whole), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize('opset', [11, 17])
+def test_sampling_exports_to_old_opsets(tmp_path, opset):
+    """torch's TorchScript exporter (what mmdeploy runs, at opset 11, sizes dynamic) takes the gather form, and
+    onnxruntime loads it and gives the eager samples: no integer Clip, which ONNX lacks before opset 12."""
+    ort = pytest.importorskip('onnxruntime')
+    pytest.importorskip('onnx')
+    torch.manual_seed(5)
+    x, offset = torch.randn(1, 4, 10, 12), torch.randn(1, 8, 5, 6) * 3
+    path = str(tmp_path / 'dtm.onnx')
+    kwargs = {'dynamo': False} if 'dynamo' in inspect.signature(torch.onnx.export).parameters else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # the TorchScript exporter's deprecation
+        torch.onnx.export(_Sample(), (x, offset), path, opset_version=opset, input_names=['x', 'offset'],
+                          dynamic_axes={'x': {2: 'height', 3: 'width'}, 'offset': {2: 'h', 3: 'w'}}, **kwargs)
+    got = ort.InferenceSession(path, providers=['CPUExecutionProvider']).run(None, dict(x=x.numpy(),
+                                                                                     offset=offset.numpy()))[0]
+    torch.testing.assert_close(torch.from_numpy(got), deform_sample_k2s2(x, offset), rtol=1e-5, atol=1e-5)
+
+
+class _Sample(torch.nn.Module):
+    """:func:`deform_sample_k2s2` as a module, for the exporter."""
+
+    def forward(self, x, offset):
+        """The samples."""
+        return deform_sample_k2s2(x, offset)
