@@ -40,7 +40,7 @@ def per_token_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
         Tensor: ``fn(x)``, (B, N, C').
     """
     B, N, C = x.shape
-    if is_tracing() or torch.is_grad_enabled() or B * N <= chunk_tokens:  # tracing first: no guard on N
+    if torch.is_grad_enabled() or is_tracing() or B * N <= chunk_tokens:  # the size last: no guard on N
         return fn(x)
     out = torch.cat([fn(part) for part in x.reshape(B * N, C).split(chunk_tokens)])
     return out.view(B, N, -1)
