@@ -1,5 +1,6 @@
 """End to end through tools/train.py, tools/test.py and the launchers, on the embedded toy data."""
 import importlib
+import json
 import os
 import os.path as osp
 import re
@@ -238,6 +239,20 @@ def test_main_job_learns_well_above_an_untrained_model(workspace):
     for key in MAIN_JOB_FLOORS:
         assert bf16[key] >= trained[key] - 0.02, f'{key}: {bf16[key]} in bf16 against {trained[key]} in fp32'
         assert abs(bf16[key] - trained[key]) <= 0.05, f'{key}: {bf16[key]} in bf16 against {trained[key]} in fp32'
+
+    # the deployed model: exported once (dynamic), evaluated end to end in onnxruntime and in OpenVINO's bf16
+    # (the fastest CPU path) by tools/deployment/evaluate.py, beside its own PyTorch float32 run
+    out = work_dir / 'backends.json'
+    run([sys.executable, osp.join(TOOLS, 'deployment', 'evaluate.py'), config, str(last), '--backends',
+         'onnxruntime', 'openvino-bf16', '--work-dir', str(work_dir / 'export'), '--out', str(out)], workspace,
+        env=dict(OMP_NUM_THREADS=threads))
+    deployed = {r['backend']: r['metrics'] for r in json.loads(out.read_text())['results']}
+    for key in MAIN_JOB_FLOORS:
+        # the tool's PyTorch run is tools/test.py's; the float32 file finds the same detections
+        assert deployed['torch'][key] == pytest.approx(trained[key], abs=1e-3), (key, deployed['torch'], trained)
+        assert deployed['onnxruntime'][key] == pytest.approx(trained[key], abs=5e-3), (key, deployed, trained)
+        # issue 27's target for the fastest path: AP50 within 0.01 of float32
+        assert abs(deployed['openvino-bf16'][key] - trained[key]) <= 0.01, (key, deployed, trained)
 
     # the same model as initialised, evaluated the same way
     cfg = Config.fromfile(config)
