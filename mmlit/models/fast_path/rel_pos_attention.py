@@ -4,7 +4,8 @@
 for a (heads, 2H-1, 2W-1) table T, computed in blocks of query rows as flash attention does: the forward
 keeps the output and the log-sum-exp of each query's scores; the backward recomputes each block's
 probabilities and gives dQ, dK, dV and dT. The bias is a Toeplitz function of T, so dT is each block's
-dS summed by relative offset, which two skewed views do (see :func:`_reduce_by_offset`).
+dS summed by relative offset: a skewed view of the block times a row of ones, then a skewed sum of that
+small result (see :func:`_reduce_by_offset`).
 
 The keys go in a fixed order throughout: columns outermost, both axes reversed. Key (b, a) stands for
 (y2, x2) = (H-1-a, W-1-b), so the bias is B[h, (y1, x1), (b, a)] = T[h, y1 + a, x1 + b]: windows of
@@ -80,12 +81,14 @@ def _reduce_by_offset(padded: torch.Tensor, hw: Tuple[int, int], rows: int) -> t
     """
     H, W = hw
     heads, _, row_len = padded.shape
-    # In one query row y1, element (x1, b, a) lies at x1 * 2HW + b * H + a. Read with strides
-    # (2HW - H, H, 1) as (x1, c, a), it is element (x1, c - x1, a): dS where 0 <= c - x1 < W, and a zero
-    # of the padding otherwise (for c < x1, of the previous query's padding).
-    skewed = padded.as_strided((heads, rows, W, 2 * W - 1, H), (padded.stride(0), W * row_len, row_len - H, H, 1),
-                               padded.storage_offset())
-    by_column = skewed.sum(dim=2).transpose(1, 2)  # (heads, 2W-1, rows, H): [c, y1, a]
+    span = row_len - H
+    # In one query row y1, element (x1, b, a) lies at x1 * 2HW + b * H + a. Read as W rows of
+    # span = (2W-1) * H consecutive elements, row x1 starting x1 * H before query x1's own, column c * H + a of
+    # row x1 holds dS[x1, c - x1, a] where 0 <= c - x1 < W and a zero of the padding otherwise (for c < x1,
+    # of the previous query's padding). The sum over x1 is then one product with a row of ones.
+    skewed = padded.as_strided((heads * rows, W, span), (W * row_len, span, 1), padded.storage_offset())
+    by_column = torch.matmul(padded.new_ones(1, W), skewed)  # (heads * rows, 1, span): [c, a]
+    by_column = by_column.view(heads, rows, 2 * W - 1, H).transpose(1, 2)  # (heads, 2W-1, rows, H): [c, y1, a]
     # The same along the rows, on this small tensor: pad a to H + rows, read with row stride H + rows - 1.
     by_column = torch.nn.functional.pad(by_column, (0, rows)).flatten(2)[..., :rows * (H + rows - 1)]
     return by_column.unflatten(2, (rows, H + rows - 1)).sum(2)
