@@ -1,4 +1,5 @@
 """Every config in configs/ loads, builds its model (no data, no weights) and runs a dummy batch."""
+import copy
 import glob
 import os.path as osp
 
@@ -154,7 +155,7 @@ def test_checkpointed_pixel_decoder_gives_the_same_gradients():
     decoders, grads, saved = [], [], []
     for num_cp in (6, -1):
         head = _mask2former_head(cfg)
-        decoder_cfg = head.pixel_decoder.copy()  # as Mask2FormerHead builds it
+        decoder_cfg = copy.deepcopy(head.pixel_decoder)  # as Mask2FormerHead builds it
         decoder_cfg.update(in_channels=head.in_channels, feat_channels=head.feat_channels,
                            out_channels=head.out_channels)
         decoder_cfg.encoder.num_cp = num_cp
