@@ -109,6 +109,9 @@ EXTRA=()
 if "$PY" -c "import inspect, sys, torch.onnx; sys.exit('dynamo' not in inspect.signature(torch.onnx.export).parameters)"
 then
     EXTRA=(-r "$ROOT/requirements/export.txt")
+elif ! torch_at_least 2 2; then
+    # torch 2.0 / 2.1 (what mmdeploy 1.3.1 supports): whole models through mmdeploy instead
+    EXTRA=(-r "$ROOT/requirements/mmdeploy.txt")
 fi
 "${PIP[@]}" -c "$CONSTRAINTS" -r "$ROOT/requirements/mminstall.txt" \
     -r "$ROOT/requirements/optional.txt" -r "$ROOT/requirements/tests.txt" "${EXTRA[@]}"

@@ -4,7 +4,6 @@ The graphs' eager outputs must be the models' own ``predict`` (fast, every task)
 (slow) run the tool on toy models whose heads score well apart, on two image sizes from one dynamic file,
 in onnxruntime and OpenVINO.
 """
-import logging
 import os.path as osp
 import re
 import subprocess
@@ -13,51 +12,10 @@ import sys
 import numpy as np
 import pytest
 import torch
+from toy_deploy import CLASSIFIER, DEMO, FPN, MASK_RCNN, RETINANET, checkpoint_of, images, spread_heads, toy_model
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOY = osp.join(ROOT, 'configs', 'toy')
-DEMO = osp.join(ROOT, 'demo', 'demo.png')
 TOOL = osp.join(ROOT, 'tools', 'deployment', 'pytorch2onnx.py')
-
-MASK_RCNN = {arch: osp.join(TOY, f'mask_rcnn_{arch}_fpn_toy_shapes.py') for arch in ('lit_ti', 'lit_s', 'litv2_s')}
-RETINANET = osp.join(TOY, 'retinanet_lit_ti_fpn_toy_shapes.py')
-FPN = osp.join(TOY, 'fpn_lit_ti_toy_shapes.py')
-CLASSIFIER = osp.join(TOY, 'lit_ti_toy_shapes_cls.py')
-
-
-def spread_heads(model: torch.nn.Module, seed: int = 0, cls_std: float = 0.02) -> torch.nn.Module:
-    """Random heads whose scores lie apart: classifiers of weights ``cls_std`` and no bias, small box
-    regressions (initialised heads score every box alike, about 0.01: no detection passes the score
-    threshold, and ties decide the order)."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if 'cls' in name or 'conv_seg' in name or 'head.fc' in name:
-                std = cls_std if name.endswith('weight') else 0.
-            elif 'reg' in name and name.endswith('weight'):
-                std = 0.003
-            else:
-                continue
-            param.copy_(torch.randn(param.shape, generator=generator) * std)
-    return model
-
-
-def toy_model(config: str):
-    from mmengine.logging import MMLogger
-
-    from mmlit_tools.deploy import load_model
-    MMLogger.get_instance('mmengine').setLevel(logging.ERROR)
-    torch.manual_seed(0)
-    model, cfg = load_model(config)
-    return spread_heads(model), cfg
-
-
-def images(tmp_path):
-    """The demo image (224 x 224) and a wider one of sides that are multiples of 32 (192 x 256)."""
-    import cv2
-    wide = str(tmp_path / 'wide.png')
-    cv2.imwrite(wide, cv2.resize(cv2.imread(DEMO), (256, 192)))
-    return [DEMO, wide]
 
 
 @pytest.mark.parametrize('config', [MASK_RCNN['lit_ti'], RETINANET, FPN, CLASSIFIER],
@@ -163,13 +121,6 @@ def test_unsupported_models_and_inputs_are_refused():
         deploy.check_size(torch.zeros(1, 3, 100, 64))
     with pytest.raises(ValueError, match='bf16'):
         deploy.Runtime(__file__, 'onnxruntime', precision='bf16')
-
-
-def checkpoint_of(config: str, tmp_path) -> str:
-    model, _ = toy_model(config)
-    path = str(tmp_path / 'toy.pth')
-    torch.save(dict(state_dict=model.state_dict(), meta=dict()), path)
-    return path
 
 
 def run_export(config: str, tmp_path, *extra) -> str:

@@ -4,6 +4,8 @@ from typing import Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from mmlit.utils.compat import is_exporting
+
 
 def resize_pos_embed(pos_embed: torch.Tensor,
                      src_shape: Sequence[int],
@@ -13,11 +15,11 @@ def resize_pos_embed(pos_embed: torch.Tensor,
     """Resize an absolute position embedding (1, extra + h * w, C) to (1, extra + H * W, C).
 
     The first ``num_extra_tokens`` slots (class token) are kept as they are. Nothing is computed when the
-    shapes already agree.
+    shapes already agree, except under an exporter: a traced graph must resize for the sizes it will see.
     """
     src_h, src_w = src_shape
     dst_h, dst_w = dst_shape
-    if (src_h, src_w) == (dst_h, dst_w):
+    if not is_exporting() and (src_h, src_w) == (dst_h, dst_w):
         return pos_embed
     if pos_embed.shape[1] != num_extra_tokens + src_h * src_w:
         raise ValueError(f'position embedding of shape {tuple(pos_embed.shape)} does not hold '
@@ -43,7 +45,7 @@ def resize_rel_pos_table(table: torch.Tensor, src_shape: Sequence[int],
     """
     num_heads = table.shape[1]
     grid = table.t().reshape(1, num_heads, *src_shape)
-    if tuple(src_shape) != tuple(dst_shape):
+    if is_exporting() or tuple(src_shape) != tuple(dst_shape):  # a traced graph resizes at every size
         grid = F.interpolate(grid, size=tuple(dst_shape), mode='bicubic', align_corners=False)
     return grid[0]
 
