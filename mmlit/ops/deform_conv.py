@@ -84,18 +84,27 @@ class _BilinearSample(torch.autograd.Function):
             for shift, g, w in ((0, g_top, 1 - lx_), (1, g_top, lx_), (W + 2, g_bottom, 1 - lx_),
                                 (W + 3, g_bottom, lx_)):
                 padded.index_add_(0, rows + shift, g * w)
+            del g_top, g_bottom
             grad_x = padded.view(B, H + 2, W + 2, C)[:, 1:-1, 1:-1].permute(0, 3, 1, 2)
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            # d out / d y = bottom - top; d out / d x = (1 - ly) (v01 - v00) + ly (v11 - v10). In place, a
+            # neighbour at a time: at most five (B * Hs * Ws, C) buffers alive besides ``grad``
             padded = _padded_rows(x)
             v00, v01 = padded.index_select(0, rows), padded.index_select(0, rows + 1)
+            d_top = v01 - v00
+            top = v00.lerp_(v01, lx_)
+            del v01
             v10, v11 = padded.index_select(0, rows + (W + 2)), padded.index_select(0, rows + (W + 3))
-            d_top, d_bottom = v01 - v00, v11 - v10
-            # d out / d y = bottom - top; d out / d x = (1 - ly) (v01 - v00) + ly (v11 - v10)
-            d_y = torch.lerp(v10, v11, lx_).sub_(torch.lerp(v00, v01, lx_))
-            d_x = torch.lerp(d_top, d_bottom, ly_)
+            del padded
+            d_bottom = v11 - v10
+            d_y = v10.lerp_(v11, lx_).sub_(top)
+            del v11, top
             acc = torch.promote_types(ys.dtype, grad.dtype)
-            grad_ys = (d_y * grad).sum(-1, dtype=acc).view_as(ys).to(ys.dtype)
-            grad_xs = (d_x * grad).sum(-1, dtype=acc).view_as(xs).to(xs.dtype)
+            grad_ys = d_y.mul_(grad).sum(-1, dtype=acc).view_as(ys).to(ys.dtype)
+            del d_y
+            d_x = d_top.lerp_(d_bottom, ly_)
+            del d_bottom
+            grad_xs = d_x.mul_(grad).sum(-1, dtype=acc).view_as(xs).to(xs.dtype)
         return grad_x, grad_ys, grad_xs
 
 
