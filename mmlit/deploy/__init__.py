@@ -1,4 +1,5 @@
-"""What mmdeploy (1.3.1, torch 2.0 / 2.1) needs beyond its own rewriters to export whole LIT models with
-dynamic shapes. Imported by mmlit's deploy configs (``tools/deployment/deploy_cfgs``) through their
-``custom_imports``, never by ``import mmlit``; needs mmdeploy."""
-from . import mmdeploy_rewriters  # noqa: F401  (registers the rewriters)
+"""What mmlit's exports need beyond the exporters: shared by ``tools/deployment`` (torch's exporters) and,
+through ``mmlit.deploy.mmdeploy_rewriters``, mmdeploy on torch 2.1. Never imported by ``import mmlit``."""
+from .upsample import upsample_by_shape
+
+__all__ = ['upsample_by_shape']

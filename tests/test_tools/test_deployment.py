@@ -12,9 +12,9 @@ import sys
 import numpy as np
 import pytest
 import torch
-from toy_deploy import CLASSIFIER, DEMO, FPN, MASK_RCNN, RETINANET, checkpoint_of, images, spread_heads, toy_model
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from toy_deploy import CLASSIFIER, DEMO, FPN, MASK_RCNN, RETINANET, ROOT, checkpoint_of, images, spread_heads, toy_model
+
 TOOL = osp.join(ROOT, 'tools', 'deployment', 'pytorch2onnx.py')
 
 

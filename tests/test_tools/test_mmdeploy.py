@@ -12,6 +12,7 @@ import sys
 
 import pytest
 import torch
+
 from toy_deploy import CLASSIFIER, FPN, MASK_RCNN, RETINANET, ROOT, checkpoint_of, images, toy_model
 
 pytest.importorskip('mmdeploy')
@@ -51,8 +52,8 @@ def export(case: str, backend: str, tmp_path):
 @pytest.mark.parametrize('case', list(CASES))
 def test_one_dynamic_file_serves_three_sizes(case, tmp_path):
     """Traced on the demo image (224 x 224), the file serves it, a wider and a taller image (the detectors'
-    pipelines resize them to 128 x 128, 96 x 128 and 128 x 96): every detection (nine in ten for Mask
-    R-CNN), mask, pixel or class PyTorch gives."""
+    pipelines resize them to 128 x 128, 96 x 128 and 128 x 96): every detection (all but one of about 20
+    for Mask R-CNN), mask, pixel or class PyTorch gives."""
     from mmlit_tools import deploy
     backend, model, processor, paths = export(case, 'onnxruntime', tmp_path)
     sizes = set()
@@ -67,7 +68,7 @@ def test_one_dynamic_file_serves_three_sizes(case, tmp_path):
             # mmdeploy's RPN suppresses the proposals of all FPN levels at once, mmdet's each level on its
             # own: the proposals differ a little, and near the score cut a detection may too
             problems = [p for p in problems if not p.startswith('matched')]
-            assert deviations['matched'] >= 0.9, (path, deviations)
+            assert deviations['matched'] >= 0.94, (path, deviations)  # one of about 20
         assert not problems, (path, deviations)
         if 'detections' in deviations:
             assert deviations['detections'] >= 5, deviations  # the test sees real detections
@@ -95,5 +96,6 @@ def test_openvino_through_mmdeploy(case, tmp_path, monkeypatch):
         deviations = deploy.compare(expected, got)
         if bf16:
             assert deviations.get('score', 0) <= 0.01 and deviations.get('pixels', 1) >= 0.98, (path, deviations)
+            assert deviations.get('labels', 1) == 1, (path, deviations)
         else:
             assert not deploy.failures(deviations), (path, deviations)

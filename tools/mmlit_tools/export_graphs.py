@@ -156,24 +156,17 @@ class ClassifierGraph(nn.Module):
 
 def _upsample_by_shape(model: nn.Module) -> None:
     """Make mmseg's ``Upsample`` modules of ``model`` (the FPN head's scale heads) compute their output
-    size from the input's shape, with the same results.
-
-    ``Upsample`` computes ``int(side * scale_factor)``: ``int()`` of a symbolic size fixes it to the
-    example's under ``torch.export``, so a dynamic file would upsample every image to the example's
-    feature sizes (and resize the wrong map to the right size: no error, wrong logits).
-    """
+    size from the input's shape, with the same results (:mod:`mmlit.deploy.upsample`)."""
     from mmseg.models.utils import Upsample
+
+    from mmlit.deploy import upsample_by_shape
 
     class ShapeUpsample(Upsample):
         """``Upsample`` whose output size follows the input's shape under ``torch.export``."""
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            """``Upsample.forward``, an integer ``scale_factor`` multiplying the symbolic sizes."""
-            factor = self.scale_factor
-            if self.size or not (isinstance(factor, int) or float(factor).is_integer()):
-                return super().forward(x)
-            size = [side * int(factor) for side in x.shape[-2:]]
-            return F.interpolate(x, size, None, self.mode, self.align_corners)
+            """:func:`~mmlit.deploy.upsample_by_shape`."""
+            return upsample_by_shape(self, x)
 
     for module in model.modules():
         if type(module) is Upsample:

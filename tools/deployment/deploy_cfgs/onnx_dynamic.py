@@ -1,4 +1,4 @@
-# mmdeploy 1.3.1 (torch 2.0 / 2.1): the ONNX export every LIT deploy config shares. One file serves every
+# mmdeploy 1.3.1 (the floor's torch 2.1): the ONNX export every LIT deploy config shares. One file serves every
 # image size: batch, height and width are dynamic. Opset 11, mmdeploy's own (its rewriters target it).
 onnx_config = dict(
     type='onnx',
@@ -13,4 +13,4 @@ onnx_config = dict(
     dynamic_axes=dict(input={0: 'batch', 2: 'height', 3: 'width'}, output={0: 'batch'}))
 backend_config = dict(type='onnxruntime')
 # mmlit's rewriters (mmlit/deploy): what mmdeploy's own leave out for dynamic shapes
-custom_imports = dict(imports=['mmlit.deploy'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmlit.deploy.mmdeploy_rewriters'], allow_failed_imports=False)

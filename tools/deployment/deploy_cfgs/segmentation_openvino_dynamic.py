@@ -3,8 +3,8 @@
 # this path needs openvino-dev 2023 (docs/deployment.md, "mmdeploy").
 _base_ = ['./segmentation_onnxruntime_dynamic.py']
 
-# the input shape the Model Optimizer plans for (the file takes every size); float32 weights (the Model
-# Optimizer of OpenVINO 2023 stores them in float16 unless told)
+# the input shape the Model Optimizer builds the IR for (mmdeploy's wrapper reshapes it for each input size);
+# float32 weights (the Model Optimizer of OpenVINO 2023 stores them in float16 unless told)
 backend_config = dict(
     _delete_=True,
     type='openvino',
