@@ -63,7 +63,10 @@ def _residual_mlp(block: nn.Module, norm: nn.Module, x: torch.Tensor, hw: Tuple[
         return x + block.drop_path(ffn(norm(x), hw))
     hidden = fused_linear(norm(x), ffn.fc1, gelu=ffn.dwconv is None)
     if ffn.dwconv is not None:
-        hidden = ffn.act(ffn.dwconv_tokens(hidden, hw))
+        # two statements: the linear's output is freed before the GELU allocates (one hidden-sized buffer
+        # fewer at the peak)
+        hidden = ffn.dwconv_tokens(hidden, hw)
+        hidden = ffn.act(hidden)
     return fused_linear(hidden, ffn.fc2, residual=x)
 
 
