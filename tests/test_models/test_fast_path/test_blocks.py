@@ -5,7 +5,7 @@ import weakref
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
+from torch.utils._pytree import tree_flatten
 
 from mmlit.models.fast_path import set_fast_path
 from mmlit.models.fast_path.blocks import CHUNK_TOKENS
@@ -29,7 +29,7 @@ class LiveBytes(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         self.ops.add(str(func.overloadpacket))
-        for t in tree_leaves(out):
+        for t in tree_flatten(out)[0]:
             if isinstance(t, torch.Tensor):
                 key = t.untyped_storage().data_ptr()
                 if key not in self.refs:
