@@ -1,5 +1,6 @@
-"""The blocks' fast MLP branch gives the plain results and bounds what it holds at once in inference: LIT's
-MLP over chunks of tokens, LITv2's (with the depthwise conv) with at most two hidden-sized tensors alive."""
+"""The blocks' fast path (``fast_path/blocks.py``) gives the plain results and bounds what it holds at once in
+inference: LIT's MLP over chunks of tokens, LITv2's (with the depthwise conv) with at most two hidden-sized
+tensors alive."""
 import weakref
 
 import pytest
