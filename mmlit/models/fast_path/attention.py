@@ -6,10 +6,10 @@ The same ``softmax(QK^T / sqrt(d) + B) V`` as the module's plain formula, with t
 - it runs through ``F.scaled_dot_product_attention`` (flash kernels on CPU and GPU);
 - the bias is never gathered through an index tensor: it is a strided window of the resized table
   (:func:`.rel_pos_bias_from_table`); in eval mode the resized table is computed once per grid size;
-- biases over :data:`WHOLE_BIAS_BYTES` (detection resolutions) are never built whole. For inference on
-  CPU, every grid row of queries reads its bias as a strided view of one small tensor
-  (:func:`row_batched_attention`): one flash call, no bias copied. Elsewhere (GPUs, torch without the CPU
-  flash kernel's mask) the queries go in blocks of rows, each with its own slice of the bias of at most
+- biases over :data:`WHOLE_BIAS_BYTES` (detection resolutions) are never built whole. For float32 inference
+  on CPU, every grid row of queries reads its bias as a strided view of one small tensor
+  (:func:`row_batched_attention`): one flash call, no bias copied. Elsewhere (bf16 / fp16, GPUs, torch without
+  the CPU flash kernel's mask) the queries go in blocks of rows, each with its own slice of the bias of at most
   :data:`BIAS_BLOCK_BYTES`, so memory stays bounded and the slices stay in cache;
 - training on the CPU with such a bias (gradients wanted, not under ``torch.compile``) runs
   :func:`~.rel_pos_attention.rel_pos_attention`: nothing N x N kept for the backward;
@@ -91,7 +91,9 @@ def fast_attention(attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: 
     total = table.shape[0] * N * N * table.dtype.itemsize
     if total > WHOLE_BIAS_BYTES:
         windows_bytes = table.shape[0] * hw[1] * table.shape[1] * hw[1] * table.dtype.itemsize
-        if (q.device.type == 'cpu' and not torch.is_grad_enabled() and dropout_p == 0
+        # float32 only: in half precision the flash kernel packs a head's keys and values for its matrix
+        # products, which the row-batched call repeats for every grid row; blocks of rows pack them per block
+        if (q.device.type == 'cpu' and q.dtype == torch.float32 and not torch.is_grad_enabled() and dropout_p == 0
                 and windows_bytes <= BIAS_ROW_WINDOWS_BYTES and cpu_flash_takes_mask()):
             return row_batched_attention(q, k, v, table, hw)
         rows = max(1, BIAS_BLOCK_BYTES // (total // hw[0]))
