@@ -137,7 +137,8 @@ def blockwise_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table
 
 def row_batched_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: torch.Tensor,
                           hw: Tuple[int, int]) -> torch.Tensor:
-    """Attention with each grid row of queries as its own attention "head", in one flash call, for inference.
+    """Attention with each grid row of queries as its own attention "head", in one flash call, for float32
+    inference.
 
     The bias of query row y1 is a strided view of :func:`.rel_pos_bias_row_windows` (2/H of the whole bias,
     built once), so no bias is copied per row. The heads go in the batch dimension and the rows of queries

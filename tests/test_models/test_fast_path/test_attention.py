@@ -97,7 +97,6 @@ def test_row_batched_attention_in_inference(monkeypatch, hw):
     torch.testing.assert_close(out.detach(), ref, rtol=1e-5, atol=1e-5)
 
 
-
 def test_half_precision_inference_takes_blocks_of_rows(monkeypatch):
     """In bf16 CPU inference (autocast) a large bias goes in blocks of rows, not row-batched (float32 only):
     the flash kernel's half-precision products would pack the keys and values again for every grid row.
@@ -113,6 +112,7 @@ def test_half_precision_inference_takes_blocks_of_rows(monkeypatch):
             out = attn(x, hw)
     assert out.dtype == torch.bfloat16 and calls == ['blockwise_attention']
     torch.testing.assert_close(out.float(), ref, rtol=0.05, atol=0.05)
+
 
 def test_cpu_flash_takes_a_strided_mask():
     """The row-batched path's premise, checked on the running torch: the CPU flash kernel reads a strided mask

@@ -8,6 +8,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from mmlit.models.fast_path import linear as linear_module
 from mmlit.models.fast_path import set_fast_path
 from mmlit.models.fast_path.blocks import CHUNK_TOKENS
 from mmlit.models.layers import MLPBlock
@@ -65,6 +66,8 @@ def test_inference_mlp_holds_little_at_once(dw_conv):
         set_fast_path(block, False)
         plain = block(x, hw)
     torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
+    # where oneDNN's linear runs, the bound is the fused MLP's (the path the LITv2 bug was in)
+    assert ('mkldnn._linear_pointwise' in live.ops) == linear_module._HAS_ONEDNN_LINEAR, sorted(live.ops)
     if dw_conv:
         assert live.peak <= 2.5 * hidden_bytes, (live.peak / hidden_bytes, sorted(live.ops))
     else:
